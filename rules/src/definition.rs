@@ -1,0 +1,38 @@
+//! The routing-relevant part of a rule: what bundles carry and rule sets compile.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rule_id::RuleId;
+use crate::spec::{Mode, SplitRuleSpec, Tier};
+
+/// One rule as the router needs it. Built from a `SplitRule` by the operator or manifest loader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleDefinition {
+    /// `namespace/name` of the SplitRule.
+    pub id: RuleId,
+    /// Rhai condition over `record`.
+    pub condition: String,
+    /// Topic receiving copies of matching records.
+    pub target_topic: String,
+    /// Producer tier of the copies.
+    pub tier: Tier,
+    /// Active or shadow.
+    pub mode: Mode,
+    /// Suspended rules are carried but never evaluated.
+    pub suspend: bool,
+}
+
+impl RuleDefinition {
+    /// Takes the routing fields of a spec.
+    pub fn from_spec(id: RuleId, spec: &SplitRuleSpec) -> Self {
+        RuleDefinition {
+            id,
+            condition: spec.condition.clone(),
+            target_topic: spec.target_topic.clone(),
+            tier: spec.tier,
+            mode: spec.mode,
+            suspend: spec.suspend,
+        }
+    }
+}

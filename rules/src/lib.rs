@@ -1,0 +1,23 @@
+//! The streamsplit rule model and engine, shared by the operator and the router so that a rule
+//! is validated, compiled and evaluated by exactly the same code everywhere.
+
+pub mod condition;
+pub mod definition;
+pub mod engine;
+pub mod manifest;
+pub mod record;
+pub mod rule_id;
+pub mod rule_set;
+pub mod spec;
+pub mod topic_name;
+pub mod validation;
+
+pub use condition::{CompileError, Condition, EvalError};
+pub use definition::RuleDefinition;
+pub use engine::sandboxed_engine;
+pub use manifest::{load_manifests, parse_manifests, ManifestError, SplitRuleManifest};
+pub use record::DecodeError;
+pub use rule_id::RuleId;
+pub use rule_set::{Delivery, Evaluation, QuarantinedRule, RuleFailure, RuleSet};
+pub use spec::{DeletionPolicy, Expectation, Mode, RuleTest, SplitRuleSpec, Tier, TopicSpec};
+pub use validation::{validate_spec, RuleError, TestFailure};

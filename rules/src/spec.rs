@@ -1,0 +1,148 @@
+//! The `SplitRule` spec exactly as users write it in `streamsplit.io/v1alpha1` manifests.
+//!
+//! These types are the single source of truth: the operator derives the CRD schema from them
+//! (schemars), the router loads manifests with them, and the bundle carries them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Kubernetes API group of every streamsplit resource.
+pub const API_GROUP: &str = "streamsplit.io";
+/// API version of the `SplitRule` resource.
+pub const API_VERSION: &str = "streamsplit.io/v1alpha1";
+/// Kind of the rule resource.
+pub const KIND: &str = "SplitRule";
+/// Router pool a rule belongs to when it names none.
+pub const DEFAULT_POOL: &str = "default";
+
+/// What a `SplitRule` asks for: records matching `condition` are copied to `targetTopic`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitRuleSpec {
+    /// Rhai expression evaluated with the decoded JSON record bound as `record`; must return a bool.
+    pub condition: String,
+    /// Kafka topic that receives a copy of every matching record.
+    pub target_topic: String,
+    /// Delivery guarantees of the copies; critical traffic is never blocked by lower tiers.
+    #[serde(default)]
+    pub tier: Tier,
+    /// Router pool (one ConfigMap bundle and one router Deployment per pool).
+    #[serde(default = "default_pool")]
+    pub router: String,
+    /// A suspended rule is published but neither evaluated nor counted.
+    #[serde(default)]
+    pub suspend: bool,
+    /// `shadow` evaluates and counts matches without producing anything.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Example records the condition must (not) match; run by `check` and the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<RuleTest>,
+    /// How the operator creates the target topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicSpec>,
+}
+
+fn default_pool() -> String {
+    DEFAULT_POOL.to_string()
+}
+
+/// Priority tier; decides the producer a copy goes through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// acks=all, idempotent, retried until delivered.
+    Critical,
+    /// acks=all, bounded retries, then the exception topic.
+    #[default]
+    Standard,
+    /// acks=1, dropped (and counted) when its own queue is full.
+    BestEffort,
+}
+
+impl Tier {
+    /// All tiers in evaluation order.
+    pub const ALL: [Tier; 3] = [Tier::Critical, Tier::Standard, Tier::BestEffort];
+
+    /// The name used in manifests, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Critical => "critical",
+            Tier::Standard => "standard",
+            Tier::BestEffort => "best-effort",
+        }
+    }
+}
+
+/// Whether matches produce copies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Matching records are copied to the target topic.
+    #[default]
+    Active,
+    /// Matches are only counted: a safe way to try a condition on live traffic.
+    Shadow,
+}
+
+impl Mode {
+    /// The name used in manifests and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Active => "active",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
+/// An example record and whether the condition must match it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleTest {
+    /// Shown when the test fails.
+    pub name: String,
+    /// The record, as it would arrive decoded from JSON.
+    pub record: serde_json::Value,
+    /// Expected outcome.
+    pub expect: Expectation,
+}
+
+/// Expected outcome of a rule test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expectation {
+    /// The condition must return true.
+    Match,
+    /// The condition must return false.
+    NoMatch,
+}
+
+/// Settings for the target topic, applied by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    /// Partition count; the operator's default when absent. Can only grow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i32>,
+    /// Replication factor; the operator's default when absent. Cannot change after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i32>,
+    /// Topic-level configuration such as `retention.ms`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Whether deleting the rule deletes the topic.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What happens to the target topic when its rule is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the topic and its data (safe default).
+    #[default]
+    Retain,
+    /// Delete the topic with the rule.
+    Delete,
+}

@@ -1,0 +1,109 @@
+//! Everything that makes a rule unfit to publish: an illegal topic, a condition that does not
+//! compile, or a test that fails. The operator, `check` and the router share this one verdict.
+
+use rhai::{Engine, Scope};
+use thiserror::Error;
+
+use crate::condition::{CompileError, Condition, EvalError};
+use crate::engine::RECORD_VARIABLE;
+use crate::record::json_to_dynamic;
+use crate::spec::{Expectation, RuleTest, SplitRuleSpec};
+use crate::topic_name::validate_topic_name;
+
+/// Why a rule is rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RuleError {
+    /// `targetTopic` is not a legal Kafka topic name.
+    #[error("invalid targetTopic: {0}")]
+    InvalidTopic(String),
+    /// The condition does not compile.
+    #[error("condition does not compile at {0}")]
+    Compile(#[from] CompileError),
+    /// One of the rule's own tests fails.
+    #[error("{0}")]
+    TestFailed(#[from] TestFailure),
+    /// Another rule in the same set already has this identity.
+    #[error("another rule with the same namespace/name comes first")]
+    Duplicate,
+}
+
+impl RuleError {
+    /// Short machine-readable reason, used for status conditions and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RuleError::InvalidTopic(_) => "InvalidTopic",
+            RuleError::Compile(_) => "CompileError",
+            RuleError::TestFailed(_) => "TestFailed",
+            RuleError::Duplicate => "Duplicate",
+        }
+    }
+}
+
+/// A rule test whose outcome differs from its expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("test {test:?} failed: expected {}, got {}", expectation_name(*.expected), outcome_name(.outcome))]
+pub struct TestFailure {
+    /// Name of the failing test.
+    pub test: String,
+    /// What the test expected.
+    pub expected: Expectation,
+    /// What the condition did.
+    pub outcome: Result<bool, EvalError>,
+}
+
+fn expectation_name(e: Expectation) -> &'static str {
+    match e {
+        Expectation::Match => "match",
+        Expectation::NoMatch => "no-match",
+    }
+}
+
+fn outcome_name(outcome: &Result<bool, EvalError>) -> String {
+    match outcome {
+        Ok(true) => "match".into(),
+        Ok(false) => "no-match".into(),
+        Err(err) => format!("error ({err})"),
+    }
+}
+
+/// Checks the topic name and compiles the condition.
+pub fn compile_rule(
+    engine: &Engine,
+    condition: &str,
+    target_topic: &str,
+) -> Result<Condition, RuleError> {
+    validate_topic_name(target_topic).map_err(RuleError::InvalidTopic)?;
+    Ok(Condition::compile(engine, condition)?)
+}
+
+/// Runs a rule's example records through its compiled condition.
+pub fn run_rule_tests(
+    engine: &Engine,
+    condition: &Condition,
+    tests: &[RuleTest],
+) -> Result<(), TestFailure> {
+    for test in tests {
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(&test.record));
+        let outcome = condition.evaluate(engine, &mut scope);
+        let passed = matches!(
+            (&outcome, test.expect),
+            (Ok(true), Expectation::Match) | (Ok(false), Expectation::NoMatch)
+        );
+        if !passed {
+            return Err(TestFailure {
+                test: test.name.clone(),
+                expected: test.expect,
+                outcome,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The full verdict on a spec: topic, compilation, and its tests.
+pub fn validate_spec(engine: &Engine, spec: &SplitRuleSpec) -> Result<Condition, RuleError> {
+    let condition = compile_rule(engine, &spec.condition, &spec.target_topic)?;
+    run_rule_tests(engine, &condition, &spec.tests)?;
+    Ok(condition)
+}

@@ -1,0 +1,197 @@
+//! Engine semantics: what a condition sees, how it fails, and that one rule never disturbs another.
+
+use streamsplit_rules::{
+    parse_manifests, validate_spec, EvalError, Mode, RuleDefinition, RuleError, RuleId, RuleSet,
+    Tier,
+};
+
+fn rule(name: &str, condition: &str, topic: &str, tier: Tier) -> RuleDefinition {
+    RuleDefinition {
+        id: RuleId::new(None, name),
+        condition: condition.into(),
+        target_topic: topic.into(),
+        tier,
+        mode: Mode::Active,
+        suspend: false,
+    }
+}
+
+fn one(condition: &str) -> RuleSet {
+    let (set, quarantined) = RuleSet::compile([rule("r", condition, "t", Tier::Standard)]);
+    assert!(quarantined.is_empty(), "{quarantined:?}");
+    set
+}
+
+#[test]
+fn matches_numeric_and_string_fields() {
+    let set = one(r#"record.id > 300 && record.page == "Home""#);
+    let hit = set.evaluate(br#"{"id": 301, "page": "Home"}"#).unwrap();
+    assert_eq!(hit.matches, vec![0]);
+    let miss = set.evaluate(br#"{"id": 300, "page": "Home"}"#).unwrap();
+    assert!(miss.matches.is_empty() && miss.failures.is_empty());
+}
+
+#[test]
+fn comparing_mismatched_types_is_false_as_in_rhai() {
+    let set = one(r#"record.id > 300"#);
+    let evaluation = set.evaluate(br#"{"id": "three hundred"}"#).unwrap();
+    assert!(evaluation.matches.is_empty() && evaluation.failures.is_empty());
+}
+
+#[test]
+fn calling_a_method_the_type_lacks_is_a_rule_error() {
+    let set = one(r#"record.id.starts_with("3")"#);
+    let evaluation = set.evaluate(br#"{"id": 300}"#).unwrap();
+    assert!(evaluation.matches.is_empty());
+    assert!(matches!(evaluation.failures[..], [streamsplit_rules::RuleFailure { rule: 0, error: EvalError::Runtime(_) }]));
+}
+
+#[test]
+fn missing_field_reads_as_unit_and_reaching_into_it_errors() {
+    let set = one(r#"record.missing == ()"#);
+    assert_eq!(set.evaluate(br#"{"id": 1}"#).unwrap().matches, vec![0]);
+    let set = one(r#"record.missing > 3"#);
+    let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    assert!(evaluation.matches.is_empty() && evaluation.failures.is_empty());
+    let set = one(r#"record.missing.nested == 1"#);
+    let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    assert!(evaluation.failures[0].error.to_string().contains("Unknown property 'nested'"));
+}
+
+#[test]
+fn non_bool_result_is_an_error() {
+    let set = one("record.id");
+    let evaluation = set.evaluate(br#"{"id": 7}"#).unwrap();
+    assert_eq!(evaluation.failures[0].error, EvalError::NotBool("i64".into()));
+}
+
+#[test]
+fn hostile_loop_is_stopped_by_the_operation_limit() {
+    let set = one("loop {}");
+    let evaluation = set.evaluate(br#"{"id": 7}"#).unwrap();
+    let message = evaluation.failures[0].error.to_string();
+    assert!(message.contains("Too many operations"), "{message}");
+}
+
+#[test]
+fn eval_and_unknown_variables_do_not_compile() {
+    for condition in [r#"eval("true")"#, "other_var > 1", "import \"x\" as y; true"] {
+        let (_, quarantined) = RuleSet::compile([rule("r", condition, "t", Tier::Standard)]);
+        assert_eq!(quarantined.len(), 1, "{condition} should not compile");
+    }
+}
+
+#[test]
+fn compile_error_names_line_and_column() {
+    let (_, quarantined) = RuleSet::compile([rule("bad", "record.id >\n  && true", "t", Tier::Standard)]);
+    let RuleError::Compile(error) = &quarantined[0].error else {
+        panic!("expected a compile error, got {:?}", quarantined[0].error)
+    };
+    assert_eq!(quarantined[0].id.to_string(), "default/bad");
+    assert_eq!((error.line, error.column), (2, 3), "{error}");
+}
+
+#[test]
+fn one_failing_rule_never_stops_the_others() {
+    let (set, _) = RuleSet::compile([
+        rule("a-errors", r#"record.id.starts_with("1")"#, "x", Tier::Standard),
+        rule("b-matches", "true", "y", Tier::Standard),
+    ]);
+    let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    assert_eq!(evaluation.failures.len(), 1);
+    assert_eq!(evaluation.matches, vec![1]);
+}
+
+#[test]
+fn rules_cannot_mutate_the_record_or_leak_variables() {
+    let (set, _) = RuleSet::compile([
+        rule("a", "record.id = 99; true", "x", Tier::Standard),
+        rule("b", "let seen = 1; true", "y", Tier::Standard),
+        rule("c", "record.id == 1", "z", Tier::Standard),
+    ]);
+    let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    // `a` fails (constant record), `b` matches, `c` still sees the original value.
+    assert_eq!(evaluation.failures.iter().map(|f| f.rule).collect::<Vec<_>>(), vec![0]);
+    assert_eq!(evaluation.matches, vec![1, 2]);
+    // A second record on the same set still works: nothing leaked from `b`.
+    assert_eq!(set.evaluate(br#"{"id": 1}"#).unwrap().matches, vec![1, 2]);
+}
+
+#[test]
+fn evaluation_order_is_tier_then_identity_and_targets_are_deduplicated() {
+    let (set, _) = RuleSet::compile([
+        rule("z-best", "true", "shared", Tier::BestEffort),
+        rule("b-std", "true", "b", Tier::Standard),
+        rule("a-std", "true", "shared", Tier::Standard),
+        rule("c-crit", "true", "c", Tier::Critical),
+    ]);
+    let names: Vec<_> = set.rules().iter().map(|r| r.definition.id.name.as_str()).collect();
+    assert_eq!(names, ["c-crit", "a-std", "b-std", "z-best"]);
+    let evaluation = set.evaluate(b"{}").unwrap();
+    let deliveries = set.deliveries(&evaluation);
+    let topics: Vec<_> = deliveries.iter().map(|d| (d.topic, d.tier)).collect();
+    assert_eq!(
+        topics,
+        [("c", Tier::Critical), ("shared", Tier::Standard), ("b", Tier::Standard)]
+    );
+}
+
+#[test]
+fn shadow_rules_match_but_deliver_nothing_and_suspended_rules_are_not_evaluated() {
+    let mut shadow = rule("shadow", "true", "s", Tier::Standard);
+    shadow.mode = Mode::Shadow;
+    let mut suspended = rule("suspended", "true", "p", Tier::Standard);
+    suspended.suspend = true;
+    let (set, _) = RuleSet::compile([shadow, suspended]);
+    let evaluation = set.evaluate(b"{}").unwrap();
+    assert_eq!(evaluation.matches.len(), 1);
+    assert!(set.deliveries(&evaluation).is_empty());
+}
+
+#[test]
+fn malformed_records_are_decode_errors() {
+    let set = one("true");
+    assert!(set.evaluate(b"not json").is_err());
+    assert!(set.evaluate(b"[1,2]").is_err());
+}
+
+#[test]
+fn spec_tests_run_and_name_the_failing_test() {
+    let manifests = parse_manifests(
+        r#"
+apiVersion: streamsplit.io/v1alpha1
+kind: SplitRule
+metadata: {name: home}
+spec:
+  condition: 'record.page == "Home"'
+  targetTopic: home
+  tests:
+    - {name: home page, record: {page: Home}, expect: match}
+    - {name: other page, record: {page: Home}, expect: no-match}
+"#,
+        "inline",
+    )
+    .unwrap();
+    let engine = streamsplit_rules::sandboxed_engine();
+    let error = validate_spec(&engine, &manifests[0].spec).unwrap_err();
+    assert_eq!(error.reason(), "TestFailed");
+    assert_eq!(
+        error.to_string(),
+        r#"test "other page" failed: expected no-match, got match"#
+    );
+}
+
+#[test]
+fn manifests_default_namespace_tier_and_pool_and_reject_other_kinds() {
+    let manifests = parse_manifests(
+        "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {name: a}\nspec: {condition: 'true', targetTopic: t}\n---\n",
+        "f.yaml",
+    )
+    .unwrap();
+    assert_eq!(manifests[0].id.to_string(), "default/a");
+    assert_eq!(manifests[0].spec.tier, Tier::Standard);
+    assert_eq!(manifests[0].spec.router, "default");
+    let error = parse_manifests("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "g.yaml")
+        .unwrap_err();
+    assert!(error.to_string().starts_with("g.yaml#1: expected apiVersion"), "{error}");
+}
