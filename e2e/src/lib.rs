@@ -1,1 +1,32 @@
-pub fn placeholder() {}
+//! Harness for tests against real parts: the Kafka-protocol broker started by
+//! `e2e/kafka/up.sh` (or any cluster named in `STREAMSPLIT_TEST_BROKERS`), and router processes.
+//!
+//! Tests never skip silently: if no broker can be started, they fail with the reason.
+
+pub mod broker;
+pub mod http_probe;
+pub mod poll;
+pub mod process;
+
+pub use broker::{unique_name, Broker, ReadRecord, TestRecord};
+pub use http_probe::http_get;
+pub use poll::wait_until;
+pub use process::ChildProcess;
+
+use std::path::PathBuf;
+
+/// The repository root (for scripts and examples).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}

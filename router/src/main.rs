@@ -1,1 +1,124 @@
-fn main() {}
+//! `streamsplit-router`: see `--help`.
+
+mod cli;
+mod commands;
+mod http;
+mod logging;
+mod metrics;
+mod rule_source;
+mod run;
+mod shutdown;
+
+use std::io::BufReader;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use streamsplit_rules::{compile_manifests, load_manifests};
+
+use cli::{Cli, Command, RunArgs};
+use run::kafka_config::KafkaSettings;
+use run::{Router, RunSettings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    match cli.command {
+        Command::Check { rules } => match commands::check::check(&rules, &mut std::io::stdout()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Eval { rules, input } => eval(&rules, input.as_deref()),
+        Command::Run(args) => run(*args),
+    }
+}
+
+fn eval(paths: &[std::path::PathBuf], input: Option<&std::path::Path>) -> ExitCode {
+    let manifests = match load_manifests(paths) {
+        Ok(manifests) => manifests,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (rules, quarantined) = compile_manifests(&manifests);
+    for rule in &quarantined {
+        eprintln!("warning: rule {} left out: {}", rule.id, rule.error);
+    }
+    let stdout = std::io::stdout();
+    let result = match input {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => commands::eval::eval(&rules, BufReader::new(file), &mut stdout.lock()),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => commands::eval::eval(&rules, std::io::stdin().lock(), &mut stdout.lock()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let metrics = metrics::Metrics::new();
+        let rules = if !args.rules.is_empty() {
+            match rule_source::from_manifests(&args.rules, &metrics) {
+                Ok(rules) => rules,
+                Err(error) => {
+                    tracing::error!(%error, "cannot load rules");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            tracing::error!("give --rules FILES or --config-dir DIR");
+            return ExitCode::from(2);
+        };
+        let router = Arc::new(Router::new(rules, true, metrics));
+        let server = tokio::spawn(http::serve(args.metrics_addr, Arc::clone(&router)));
+        let settings = RunSettings {
+            kafka: KafkaSettings {
+                brokers: args.brokers,
+                properties: args.kafka_properties,
+                consumer_properties: args.consumer_properties,
+                producer_properties: args.producer_properties,
+                instance_id: args.instance_id,
+                best_effort_queue: args.best_effort_queue,
+            },
+            source_topics: args.source_topics,
+            group: args.group,
+            exception_topic: args.exception_topic,
+            commit_interval: args.commit_interval,
+            drain_timeout: args.drain_timeout,
+        };
+        let result = run::run(settings, router, shutdown::signal()).await;
+        server.abort();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "router failed");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,6 +1,7 @@
 //! The streamsplit rule model and engine, shared by the operator and the router so that a rule
 //! is validated, compiled and evaluated by exactly the same code everywhere.
 
+pub mod bundle;
 pub mod condition;
 pub mod definition;
 pub mod engine;
@@ -12,10 +13,13 @@ pub mod spec;
 pub mod topic_name;
 pub mod validation;
 
+pub use bundle::{content_version, BundleError, RuleBundle, BUNDLE_FILE_NAME};
 pub use condition::{CompileError, Condition, EvalError};
 pub use definition::RuleDefinition;
 pub use engine::sandboxed_engine;
-pub use manifest::{load_manifests, parse_manifests, ManifestError, SplitRuleManifest};
+pub use manifest::{
+    compile_manifests, load_manifests, parse_manifests, ManifestError, SplitRuleManifest,
+};
 pub use record::DecodeError;
 pub use rule_id::RuleId;
 pub use rule_set::{Delivery, Evaluation, QuarantinedRule, RuleFailure, RuleSet};

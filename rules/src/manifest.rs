@@ -94,13 +94,15 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<SplitRuleManifest
             origin: origin.clone(),
             message,
         };
-        let value = serde_norway::Value::deserialize(document).map_err(|e| invalid(e.to_string()))?;
+        let value =
+            serde_norway::Value::deserialize(document).map_err(|e| invalid(e.to_string()))?;
         if value.is_null() {
             continue;
         }
         let header: Header =
             serde_norway::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
-        if header.kind.as_deref() != Some(KIND) || header.api_version.as_deref() != Some(API_VERSION)
+        if header.kind.as_deref() != Some(KIND)
+            || header.api_version.as_deref() != Some(API_VERSION)
         {
             return Err(invalid(format!(
                 "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
@@ -108,9 +110,13 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<SplitRuleManifest
                 header.kind.as_deref().unwrap_or("<none>")
             )));
         }
-        let document: Document = serde_norway::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let document: Document =
+            serde_norway::from_value(value).map_err(|e| invalid(e.to_string()))?;
         manifests.push(SplitRuleManifest {
-            id: RuleId::new(document.metadata.namespace.as_deref(), document.metadata.name),
+            id: RuleId::new(
+                document.metadata.namespace.as_deref(),
+                document.metadata.name,
+            ),
             spec: document.spec,
             origin,
         });
@@ -146,4 +152,26 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
         }
     }
     Ok(())
+}
+
+/// Compiles manifests into a rule set, quarantining every rule that fails validation
+/// (illegal topic, compile error, failing test) so the rest still route.
+pub fn compile_manifests(
+    manifests: &[SplitRuleManifest],
+) -> (crate::RuleSet, Vec<crate::QuarantinedRule>) {
+    let engine = crate::sandboxed_engine();
+    let mut quarantined = Vec::new();
+    let mut valid = Vec::new();
+    for manifest in manifests {
+        match crate::validate_spec(&engine, &manifest.spec) {
+            Ok(_) => valid.push(manifest.definition()),
+            Err(error) => quarantined.push(crate::QuarantinedRule {
+                id: manifest.id.clone(),
+                error,
+            }),
+        }
+    }
+    let (set, more) = crate::RuleSet::compile(valid);
+    quarantined.extend(more);
+    (set, quarantined)
 }

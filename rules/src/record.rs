@@ -72,14 +72,21 @@ mod tests {
     #[test]
     fn only_objects_decode() {
         assert!(decode_json_object(br#"{"id": 1}"#).is_ok());
-        assert_eq!(decode_json_object(b"[1]"), Err(DecodeError::NotAnObject("array")));
+        assert_eq!(
+            decode_json_object(b"[1]"),
+            Err(DecodeError::NotAnObject("array"))
+        );
         assert_eq!(decode_json_object(b""), Err(DecodeError::Empty));
-        assert!(matches!(decode_json_object(b"{oops"), Err(DecodeError::InvalidJson(_))));
+        assert!(matches!(
+            decode_json_object(b"{oops"),
+            Err(DecodeError::InvalidJson(_))
+        ));
     }
 
     #[test]
     fn numbers_keep_integer_or_float_type() {
-        let value: serde_json::Value = serde_json::json!({"i": 3, "f": 2.5, "big": u64::MAX, "n": null});
+        let value: serde_json::Value =
+            serde_json::json!({"i": 3, "f": 2.5, "big": u64::MAX, "n": null});
         let map = json_to_dynamic(&value).cast::<Map>();
         assert!(map["i"].is_int());
         assert!(map["f"].is_float());

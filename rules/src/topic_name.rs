@@ -37,7 +37,9 @@ mod tests {
         assert!(validate_topic_name("clicks.home-page_v2").is_ok());
         assert!(validate_topic_name("").is_err());
         assert!(validate_topic_name("..").is_err());
-        assert!(validate_topic_name("has space").unwrap_err().contains("' '"));
+        assert!(validate_topic_name("has space")
+            .unwrap_err()
+            .contains("' '"));
         assert!(validate_topic_name(&"a".repeat(250)).is_err());
         assert!(validate_topic_name(&"a".repeat(249)).is_ok());
     }

@@ -43,7 +43,13 @@ fn calling_a_method_the_type_lacks_is_a_rule_error() {
     let set = one(r#"record.id.starts_with("3")"#);
     let evaluation = set.evaluate(br#"{"id": 300}"#).unwrap();
     assert!(evaluation.matches.is_empty());
-    assert!(matches!(evaluation.failures[..], [streamsplit_rules::RuleFailure { rule: 0, error: EvalError::Runtime(_) }]));
+    assert!(matches!(
+        evaluation.failures[..],
+        [streamsplit_rules::RuleFailure {
+            rule: 0,
+            error: EvalError::Runtime(_)
+        }]
+    ));
 }
 
 #[test]
@@ -55,14 +61,20 @@ fn missing_field_reads_as_unit_and_reaching_into_it_errors() {
     assert!(evaluation.matches.is_empty() && evaluation.failures.is_empty());
     let set = one(r#"record.missing.nested == 1"#);
     let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
-    assert!(evaluation.failures[0].error.to_string().contains("Unknown property 'nested'"));
+    assert!(evaluation.failures[0]
+        .error
+        .to_string()
+        .contains("Unknown property 'nested'"));
 }
 
 #[test]
 fn non_bool_result_is_an_error() {
     let set = one("record.id");
     let evaluation = set.evaluate(br#"{"id": 7}"#).unwrap();
-    assert_eq!(evaluation.failures[0].error, EvalError::NotBool("i64".into()));
+    assert_eq!(
+        evaluation.failures[0].error,
+        EvalError::NotBool("i64".into())
+    );
 }
 
 #[test]
@@ -75,7 +87,11 @@ fn hostile_loop_is_stopped_by_the_operation_limit() {
 
 #[test]
 fn eval_and_unknown_variables_do_not_compile() {
-    for condition in [r#"eval("true")"#, "other_var > 1", "import \"x\" as y; true"] {
+    for condition in [
+        r#"eval("true")"#,
+        "other_var > 1",
+        "import \"x\" as y; true",
+    ] {
         let (_, quarantined) = RuleSet::compile([rule("r", condition, "t", Tier::Standard)]);
         assert_eq!(quarantined.len(), 1, "{condition} should not compile");
     }
@@ -83,7 +99,8 @@ fn eval_and_unknown_variables_do_not_compile() {
 
 #[test]
 fn compile_error_names_line_and_column() {
-    let (_, quarantined) = RuleSet::compile([rule("bad", "record.id >\n  && true", "t", Tier::Standard)]);
+    let (_, quarantined) =
+        RuleSet::compile([rule("bad", "record.id >\n  && true", "t", Tier::Standard)]);
     let RuleError::Compile(error) = &quarantined[0].error else {
         panic!("expected a compile error, got {:?}", quarantined[0].error)
     };
@@ -94,7 +111,12 @@ fn compile_error_names_line_and_column() {
 #[test]
 fn one_failing_rule_never_stops_the_others() {
     let (set, _) = RuleSet::compile([
-        rule("a-errors", r#"record.id.starts_with("1")"#, "x", Tier::Standard),
+        rule(
+            "a-errors",
+            r#"record.id.starts_with("1")"#,
+            "x",
+            Tier::Standard,
+        ),
         rule("b-matches", "true", "y", Tier::Standard),
     ]);
     let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
@@ -111,7 +133,14 @@ fn rules_cannot_mutate_the_record_or_leak_variables() {
     ]);
     let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
     // `a` fails (constant record), `b` matches, `c` still sees the original value.
-    assert_eq!(evaluation.failures.iter().map(|f| f.rule).collect::<Vec<_>>(), vec![0]);
+    assert_eq!(
+        evaluation
+            .failures
+            .iter()
+            .map(|f| f.rule)
+            .collect::<Vec<_>>(),
+        vec![0]
+    );
     assert_eq!(evaluation.matches, vec![1, 2]);
     // A second record on the same set still works: nothing leaked from `b`.
     assert_eq!(set.evaluate(br#"{"id": 1}"#).unwrap().matches, vec![1, 2]);
@@ -125,14 +154,22 @@ fn evaluation_order_is_tier_then_identity_and_targets_are_deduplicated() {
         rule("a-std", "true", "shared", Tier::Standard),
         rule("c-crit", "true", "c", Tier::Critical),
     ]);
-    let names: Vec<_> = set.rules().iter().map(|r| r.definition.id.name.as_str()).collect();
+    let names: Vec<_> = set
+        .rules()
+        .iter()
+        .map(|r| r.definition.id.name.as_str())
+        .collect();
     assert_eq!(names, ["c-crit", "a-std", "b-std", "z-best"]);
     let evaluation = set.evaluate(b"{}").unwrap();
     let deliveries = set.deliveries(&evaluation);
     let topics: Vec<_> = deliveries.iter().map(|d| (d.topic, d.tier)).collect();
     assert_eq!(
         topics,
-        [("c", Tier::Critical), ("shared", Tier::Standard), ("b", Tier::Standard)]
+        [
+            ("c", Tier::Critical),
+            ("shared", Tier::Standard),
+            ("b", Tier::Standard)
+        ]
     );
 }
 
@@ -191,7 +228,15 @@ fn manifests_default_namespace_tier_and_pool_and_reject_other_kinds() {
     assert_eq!(manifests[0].id.to_string(), "default/a");
     assert_eq!(manifests[0].spec.tier, Tier::Standard);
     assert_eq!(manifests[0].spec.router, "default");
-    let error = parse_manifests("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "g.yaml")
-        .unwrap_err();
-    assert!(error.to_string().starts_with("g.yaml#1: expected apiVersion"), "{error}");
+    let error = parse_manifests(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        "g.yaml",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("g.yaml#1: expected apiVersion"),
+        "{error}"
+    );
 }

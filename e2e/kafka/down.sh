@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stops the broker started by up.sh on the same port.
+set -euo pipefail
+PORT="${STREAMSPLIT_KAFKA_PORT:-19092}"
+STATE="${STREAMSPLIT_STATE:-${TMPDIR:-/tmp}/streamsplit-e2e}/kafka-$PORT"
+if [ -f "$STATE/pid" ]; then
+  pid="$(cat "$STATE/pid")"
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$STATE/pid"
+  echo "kafka/down.sh: stopped broker on port $PORT" >&2
+fi

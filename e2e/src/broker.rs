@@ -1,0 +1,273 @@
+//! The test broker and what tests do with it: create topics, produce, read whole topics, and
+//! inspect committed offsets.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// Environment variable naming an external cluster to test against instead of the local broker.
+pub const BROKERS_ENV: &str = "STREAMSPLIT_TEST_BROKERS";
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A reachable Kafka cluster.
+#[derive(Debug)]
+pub struct Broker {
+    /// bootstrap.servers
+    pub bootstrap: String,
+}
+
+/// A record read back from a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ReadRecord {
+    /// The value of a header, as text.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_ref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// A record to produce.
+#[derive(Clone, Debug, Default)]
+pub struct TestRecord {
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Vec<u8>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A name no other test (or earlier run) uses: topics and groups never collide.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        millis % 1_000_000_000
+    )
+}
+
+impl Broker {
+    /// The shared broker: `STREAMSPLIT_TEST_BROKERS` if set, else the one `e2e/kafka/up.sh`
+    /// starts (or finds running). Panics with the reason when neither works: no silent skips.
+    pub fn shared() -> &'static Broker {
+        static BROKER: OnceLock<Broker> = OnceLock::new();
+        BROKER.get_or_init(|| match Self::start() {
+            Ok(broker) => broker,
+            Err(error) => panic!("no Kafka broker for the tests: {error:#}"),
+        })
+    }
+
+    fn start() -> anyhow::Result<Broker> {
+        if let Ok(bootstrap) = std::env::var(BROKERS_ENV) {
+            if !bootstrap.trim().is_empty() {
+                return Ok(Broker { bootstrap });
+            }
+        }
+        let script = crate::repo_root().join("e2e/kafka/up.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let bootstrap = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {BROKERS_ENV}=")))
+            .context("up.sh printed no broker address")?
+            .to_string();
+        Ok(Broker { bootstrap })
+    }
+
+    /// Client settings pointing at this broker.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        config
+    }
+
+    /// Creates topics with the given partition counts.
+    pub fn create_topics(&self, topics: &[(&str, i32)]) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let results = futures::executor::block_on(
+            admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))),
+        )?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                anyhow::bail!("cannot create topic {topic}: {code}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Produces records and waits until all are acknowledged.
+    pub fn produce(&self, topic: &str, records: &[TestRecord]) -> anyhow::Result<()> {
+        let producer: BaseProducer = self
+            .config()
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create()?;
+        for record in records {
+            let mut headers = OwnedHeaders::new();
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+            let mut base = BaseRecord::to(topic)
+                .payload(&record.value)
+                .headers(headers);
+            if let Some(key) = &record.key {
+                base = base.key(key);
+            }
+            loop {
+                match producer.send(base) {
+                    Ok(()) => break,
+                    Err((error, back)) => {
+                        anyhow::ensure!(
+                            error.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                            "produce to {topic} failed: {error}"
+                        );
+                        producer.poll(Duration::from_millis(10));
+                        base = back;
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30))?;
+        Ok(())
+    }
+
+    fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        Ok(partitions)
+    }
+
+    /// High watermark of each partition.
+    pub fn high_watermarks(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let consumer: BaseConsumer = self.config().create()?;
+        let mut marks = BTreeMap::new();
+        for partition in self.partitions(&consumer, topic)? {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+            marks.insert(partition, high);
+        }
+        Ok(marks)
+    }
+
+    /// Every record currently in `topic` (from the beginning to the high watermarks).
+    pub fn read_all(&self, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
+        let marks = self.high_watermarks(topic)?;
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", crate::unique_name("reader"))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in marks.keys() {
+            assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        let mut remaining: BTreeMap<i32, i64> = marks.into_iter().filter(|(_, h)| *h > 0).collect();
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !remaining.is_empty() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "reading {topic} timed out; missing {remaining:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message?;
+            if let Some(high) = remaining.get(&message.partition()) {
+                if message.offset() + 1 >= *high {
+                    remaining.remove(&message.partition());
+                }
+            }
+            records.push(ReadRecord {
+                partition: message.partition(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(records)
+    }
+
+    /// Offsets committed by `group` on each partition of `topic` (absent when none).
+    pub fn committed(&self, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut list = TopicPartitionList::new();
+        for partition in self.partitions(&consumer, topic)? {
+            list.add_partition(topic, partition);
+        }
+        let committed = consumer.committed_offsets(list, TIMEOUT)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => Some((e.partition(), offset)),
+                _ => None,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,124 @@
+//! Command-line interface of `streamsplit-router`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Routes each record of Kafka source topics to the topic of every SplitRule whose condition
+/// matches it, and changes rules without restarting.
+#[derive(Debug, Parser)]
+#[command(name = "streamsplit-router", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "STREAMSPLIT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile every rule and run its tests; one line per rule, non-zero exit if any fails.
+    ///
+    /// Example: streamsplit-router check examples/rules/
+    Check {
+        /// SplitRule YAML files or directories (multi-document files allowed).
+        #[arg(required = true)]
+        rules: Vec<PathBuf>,
+    },
+    /// Show where each JSON line would be routed, without Kafka.
+    ///
+    /// Prints one JSON line per input line:
+    /// {"line": N, "targets": [...], "errors": [{"rule", "message"}], "exception": null | {"kind", "message"}}
+    Eval {
+        /// SplitRule YAML files or directories.
+        #[arg(required = true)]
+        rules: Vec<PathBuf>,
+        /// JSON-lines input; standard input when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Consume the source topics and route records until SIGTERM/SIGINT.
+    Run(Box<RunArgs>),
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(long, env = "STREAMSPLIT_BROKERS")]
+    pub brokers: String,
+    /// Topic to consume; repeat for several.
+    #[arg(
+        long = "source-topic",
+        required = true,
+        env = "STREAMSPLIT_SOURCE_TOPICS",
+        value_delimiter = ','
+    )]
+    pub source_topics: Vec<String>,
+    /// Consumer group; every router of one pool uses the same group.
+    #[arg(long, env = "STREAMSPLIT_GROUP")]
+    pub group: String,
+    /// Topic for records that cannot be decoded, that a rule fails on, or whose copy cannot be produced.
+    #[arg(long, env = "STREAMSPLIT_EXCEPTION_TOPIC")]
+    pub exception_topic: String,
+    /// SplitRule YAML files or directories, for standalone use without Kubernetes.
+    #[arg(long = "rules", conflicts_with = "config_dir")]
+    pub rules: Vec<PathBuf>,
+    /// Directory holding the rule bundle published by the operator (a mounted ConfigMap).
+    #[arg(long, env = "STREAMSPLIT_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Where the last good bundle is kept as a fallback copy.
+    #[arg(long, env = "STREAMSPLIT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How often the bundle's content is re-read in case a file event was missed.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub config_poll_interval: Duration,
+    /// Static group membership id (`group.instance.id`), e.g. the pod name: a restarted router
+    /// takes its partitions back at once instead of waiting for the group to expire it.
+    #[arg(long, env = "STREAMSPLIT_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// librdkafka property for every client, e.g. security.protocol=SASL_SSL; repeatable.
+    #[arg(long = "kafka-property", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+    /// librdkafka property for the source consumer only, e.g. session.timeout.ms=10000; repeatable.
+    #[arg(long = "consumer-property", value_parser = parse_property)]
+    pub consumer_properties: Vec<(String, String)>,
+    /// librdkafka property for the producers only, e.g. compression.type=zstd; repeatable.
+    #[arg(long = "producer-property", value_parser = parse_property)]
+    pub producer_properties: Vec<(String, String)>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, default_value = "0.0.0.0:9090", env = "STREAMSPLIT_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// How often finished offsets are committed.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+    /// Longest wait for in-flight copies on shutdown and when partitions are revoked.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Queue size of the best-effort producer; beyond it best-effort copies are dropped.
+    #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]
+    pub best_effort_queue: usize,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected key=value, got {text:?}")),
+    }
+}

@@ -1,0 +1,4 @@
+//! The offline subcommands: `check` and `eval`.
+
+pub mod check;
+pub mod eval;

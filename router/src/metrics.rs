@@ -1,0 +1,178 @@
+//! Prometheus metrics of the router. Every label value comes from a bounded set (rule identity,
+//! topic, tier, error kind), never from record contents.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// All router metrics, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Registry served at `/metrics`.
+    pub registry: Registry,
+    /// Records read from source topics.
+    pub records_consumed: IntCounter,
+    /// Copies acknowledged by the broker, by rule, topic and tier.
+    pub records_routed: IntCounterVec,
+    /// Condition matches by rule and mode (shadow rules count here only).
+    pub rule_matches: IntCounterVec,
+    /// Records a rule failed on.
+    pub rule_errors: IntCounterVec,
+    /// Records written to the exception topic, by kind (decode, rule, produce).
+    pub exceptions: IntCounterVec,
+    /// Failed produce attempts, by tier and reason.
+    pub produce_errors: IntCounterVec,
+    /// Best-effort copies dropped because their queue was full.
+    pub dropped: IntCounterVec,
+    /// Bundle loads by result (success, rejected, partial).
+    pub config_reloads: IntCounterVec,
+    /// Always 1, labelled with the live bundle version and where it came from.
+    pub config_version_info: IntGaugeVec,
+    /// Rules in the live set.
+    pub rules_active: IntGauge,
+    /// Rules left out of the live set because they do not compile.
+    pub rules_quarantined: IntGauge,
+    /// Time from receiving a record to having queued all its copies.
+    pub record_processing_seconds: Histogram,
+    /// Records consumed but not yet committed, by source topic and partition.
+    pub commit_lag: IntGaugeVec,
+    /// Partitions currently assigned to this router.
+    pub assigned_partitions: IntGauge,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name} is well-formed: {e}"));
+    register(registry, metric)
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    // Names are unique constants in this file, so registration cannot collide.
+    registry
+        .register(Box::new(metric.clone()))
+        .unwrap_or_else(|e| unreachable!("metric names are unique: {e}"));
+    metric
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let gauge = |name: &str, help: &str| {
+            register(
+                r,
+                IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("{e}")),
+            )
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                r,
+                IntGaugeVec::new(Opts::new(name, help), labels)
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+            )
+        };
+        Metrics {
+            records_consumed: register(
+                r,
+                IntCounter::new(
+                    "streamsplit_records_consumed_total",
+                    "Records read from source topics.",
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            records_routed: counter_vec(
+                r,
+                "streamsplit_records_routed_total",
+                "Copies acknowledged by the broker.",
+                &["rule", "topic", "tier"],
+            ),
+            rule_matches: counter_vec(
+                r,
+                "streamsplit_rule_matches_total",
+                "Records a rule's condition matched.",
+                &["rule", "mode"],
+            ),
+            rule_errors: counter_vec(
+                r,
+                "streamsplit_rule_errors_total",
+                "Records a rule's condition failed on.",
+                &["rule"],
+            ),
+            exceptions: counter_vec(
+                r,
+                "streamsplit_exceptions_total",
+                "Records written to the exception topic.",
+                &["kind"],
+            ),
+            produce_errors: counter_vec(
+                r,
+                "streamsplit_produce_errors_total",
+                "Failed produce attempts.",
+                &["tier", "reason"],
+            ),
+            dropped: counter_vec(
+                r,
+                "streamsplit_dropped_total",
+                "Best-effort copies dropped on a full queue.",
+                &["tier"],
+            ),
+            config_reloads: counter_vec(
+                r,
+                "streamsplit_config_reloads_total",
+                "Rule bundle loads by result.",
+                &["result"],
+            ),
+            config_version_info: gauge_vec(
+                "streamsplit_config_version_info",
+                "The live rule bundle version (value is always 1).",
+                &["version", "source"],
+            ),
+            rules_active: gauge("streamsplit_rules_active", "Rules in the live rule set."),
+            rules_quarantined: gauge(
+                "streamsplit_rules_quarantined",
+                "Rules left out because they do not compile.",
+            ),
+            record_processing_seconds: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "streamsplit_record_processing_seconds",
+                        "Time from receiving a record to queuing all its copies.",
+                    )
+                    .buckets(vec![
+                        0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+                        0.01, 0.05, 0.1, 0.5,
+                    ]),
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            commit_lag: gauge_vec(
+                "streamsplit_commit_lag",
+                "Records consumed but not yet committed.",
+                &["topic", "partition"],
+            ),
+            assigned_partitions: gauge(
+                "streamsplit_assigned_partitions",
+                "Source partitions assigned to this router.",
+            ),
+            registry,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(err) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %err, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

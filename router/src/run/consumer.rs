@@ -1,0 +1,87 @@
+//! The source consumer's rebalance handling: before partitions are taken away, everything queued
+//! is flushed and the finished part committed, so the next owner starts where this one stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::offsets::{OffsetTracker, PartitionKey};
+use super::producers::Producers;
+use crate::metrics::Metrics;
+
+/// Context of the source consumer.
+pub struct RouterConsumerContext {
+    /// Commit progress.
+    pub tracker: Arc<OffsetTracker>,
+    /// Flushed on revoke.
+    pub producers: Arc<Producers>,
+    /// Assignment gauge.
+    pub metrics: Metrics,
+    /// Longest wait for in-flight copies when partitions are revoked.
+    pub revoke_flush_timeout: Duration,
+}
+
+impl ClientContext for RouterConsumerContext {}
+
+fn partition_keys(list: &TopicPartitionList) -> Vec<PartitionKey> {
+    list.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+/// Builds the offset list for a commit.
+pub fn commit_list(commits: &[(PartitionKey, i64)]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in commits {
+        // The offset is a plain number produced by the tracker; adding it cannot fail.
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    list
+}
+
+impl ConsumerContext for RouterConsumerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let keys = partition_keys(list);
+        tracing::info!(
+            partitions = keys.len(),
+            "partitions revoked; flushing and committing"
+        );
+        self.producers.flush(self.revoke_flush_timeout);
+        let commits = self.tracker.revoke(&keys);
+        if !commits.is_empty() {
+            if let Err(error) = consumer.commit(&commit_list(&commits), CommitMode::Sync) {
+                tracing::warn!(%error, "commit on revoke failed; the next owner re-reads those records");
+            }
+        }
+        for (topic, partition) in &keys {
+            let _ = self
+                .metrics
+                .commit_lag
+                .remove_label_values(&[&**topic, partition.to_string().as_str()]);
+        }
+        self.metrics.assigned_partitions.set(0);
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let keys = partition_keys(list);
+                tracing::info!(partitions = keys.len(), "partitions assigned");
+                self.tracker.assign(keys);
+                let assigned = consumer
+                    .assignment()
+                    .map(|a| a.count())
+                    .unwrap_or(list.count());
+                self.metrics.assigned_partitions.set(assigned as i64);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! A record whose copies are on their way, and the ticket each copy carries through librdkafka.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use prometheus::IntCounter;
+use streamsplit_rules::Tier;
+
+use super::offsets::{OffsetTracker, RecordPosition};
+use super::source_record::{ExceptionKind, SourceRecord};
+
+/// A consumed record, done when its last outstanding copy is acknowledged or dropped.
+#[derive(Debug)]
+pub struct InFlightRecord {
+    /// The record as consumed.
+    pub source: SourceRecord,
+    position: RecordPosition,
+    outstanding: AtomicUsize,
+    tracker: Arc<OffsetTracker>,
+}
+
+impl InFlightRecord {
+    /// A record expecting `copies` acknowledgements (at least one).
+    pub fn new(
+        source: SourceRecord,
+        position: RecordPosition,
+        copies: usize,
+        tracker: Arc<OffsetTracker>,
+    ) -> Self {
+        InFlightRecord {
+            source,
+            position,
+            outstanding: AtomicUsize::new(copies),
+            tracker,
+        }
+    }
+
+    /// One copy is finished for good (acknowledged, or a counted best-effort drop).
+    pub fn copy_finished(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.complete(&self.position);
+        }
+    }
+}
+
+/// What a copy is.
+#[derive(Clone, Debug)]
+pub enum CopyKind {
+    /// A copy to a rule's target topic.
+    Route {
+        /// `namespace/name` of the rule.
+        rule: Arc<str>,
+        /// Target topic.
+        topic: Arc<str>,
+        /// Producer tier.
+        tier: Tier,
+        /// Counts acknowledged copies of this rule.
+        routed: IntCounter,
+    },
+    /// A copy to the exception topic.
+    Exception {
+        /// Why.
+        kind: ExceptionKind,
+        /// The error text.
+        message: String,
+        /// The rule involved, if any.
+        rule: Option<Arc<str>>,
+    },
+}
+
+/// Travels with one copy through librdkafka and comes back in the delivery callback.
+#[derive(Debug)]
+pub struct CopyTicket {
+    /// The record being copied.
+    pub record: Arc<InFlightRecord>,
+    /// Where the copy goes.
+    pub kind: CopyKind,
+    /// Produce attempts made so far by the router (librdkafka's own retries not counted).
+    pub attempts: u32,
+}

@@ -1,0 +1,149 @@
+//! Shared pieces of the router's integration tests: rule files, a router process, predictions.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use streamsplit_e2e::{free_port, unique_name, wait_until, Broker, ChildProcess};
+
+/// The router binary under test.
+pub fn router_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_streamsplit-router"))
+}
+
+/// A router process and the address of its metrics endpoint.
+pub struct RouterProcess {
+    pub process: ChildProcess,
+    pub metrics_addr: String,
+}
+
+/// Starts `streamsplit-router run` with fast group and commit settings.
+pub fn start_router(
+    broker: &Broker,
+    source: &str,
+    group: &str,
+    exception_topic: &str,
+    rules_args: &[String],
+) -> RouterProcess {
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &broker.bootstrap,
+        "--source-topic",
+        source,
+        "--group",
+        group,
+        "--exception-topic",
+        exception_topic,
+        "--metrics-addr",
+        &metrics_addr,
+        "--commit-interval",
+        "200ms",
+        "--consumer-property",
+        "session.timeout.ms=6000",
+        "--consumer-property",
+        "heartbeat.interval.ms=500",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(rules_args.iter().cloned());
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique_name("router")));
+    let process = ChildProcess::spawn(&router_bin(), &args, &log)
+        .unwrap_or_else(|e| panic!("cannot start the router: {e}"));
+    RouterProcess {
+        process,
+        metrics_addr,
+    }
+}
+
+/// Writes a SplitRule manifest file.
+pub fn write_rule(dir: &Path, name: &str, condition: &str, topic: &str, extra: &str) {
+    let yaml = format!(
+        "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata:\n  name: {name}\n  namespace: test\nspec:\n  condition: '{condition}'\n  targetTopic: {topic}\n{extra}"
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+}
+
+/// What `streamsplit-router eval` predicts for each input line.
+pub struct Prediction {
+    pub targets: Vec<String>,
+    pub rule_errors: Vec<String>,
+    pub decode_error: bool,
+}
+
+/// Runs the real `eval` subcommand on the values, one per line.
+pub fn predict(rules_dir: &Path, values: &[Vec<u8>]) -> Vec<Prediction> {
+    let input = rules_dir.with_extension("input.jsonl");
+    let mut text = Vec::new();
+    for value in values {
+        text.extend_from_slice(value);
+        text.push(b'\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let output = Command::new(router_bin())
+        .args([
+            "eval".as_ref(),
+            rules_dir.as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            Prediction {
+                targets: v["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect(),
+                rule_errors: v["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["rule"].as_str().unwrap().to_string())
+                    .collect(),
+                decode_error: !v["exception"].is_null(),
+            }
+        })
+        .collect()
+}
+
+/// Waits until `group` has committed the high watermark of every partition of `topic`.
+pub fn wait_for_full_commit(broker: &Broker, group: &str, topic: &str, timeout: Duration) {
+    let high = broker.high_watermarks(topic).unwrap();
+    wait_until(
+        &format!("group {group} to commit {high:?} on {topic}"),
+        timeout,
+        || {
+            let committed = broker.committed(group, topic).ok()?;
+            high.iter()
+                .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Counts occurrences of each value.
+pub fn multiset<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<Vec<u8>, usize> {
+    let mut counts = BTreeMap::new();
+    for value in values {
+        *counts.entry(value.to_vec()).or_insert(0) += 1;
+    }
+    counts
+}

@@ -1,0 +1,161 @@
+//! The rule bundle: the versioned JSON document the operator publishes per router pool (in a
+//! ConfigMap) and routers load from their mounted config directory.
+//!
+//! ```json
+//! {"apiVersion": "streamsplit.io/bundle/v1", "pool": "default",
+//!  "version": "sha256:…", "generatedAt": "2026-11-23T10:00:00Z",
+//!  "rules": [{"id": {"namespace": "shop", "name": "home"}, "condition": "…",
+//!             "targetTopic": "home", "tier": "standard", "mode": "active", "suspend": false}]}
+//! ```
+//! `version` hashes the rules alone (sorted by identity), so equal rule sets have equal versions
+//! whatever their order or generation time; a bundle whose rules do not match its version is
+//! corrupt and rejected.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::definition::RuleDefinition;
+use crate::rule_set::{QuarantinedRule, RuleSet};
+
+/// Format identifier of the bundle document.
+pub const BUNDLE_API_VERSION: &str = "streamsplit.io/bundle/v1";
+/// File name of the bundle inside the config directory (the ConfigMap key).
+pub const BUNDLE_FILE_NAME: &str = "bundle.json";
+
+/// A pool's published rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleBundle {
+    /// Always [`BUNDLE_API_VERSION`].
+    pub api_version: String,
+    /// Router pool the bundle is for.
+    pub pool: String,
+    /// Content hash of `rules`.
+    pub version: String,
+    /// When the operator built it (RFC 3339); informational only.
+    pub generated_at: String,
+    /// The rules, sorted by identity.
+    pub rules: Vec<RuleDefinition>,
+}
+
+/// Why bundle bytes are not a usable bundle.
+#[derive(Debug, Error)]
+pub enum BundleError {
+    /// Not JSON, or not the bundle shape.
+    #[error("bundle is not valid JSON of the expected shape: {0}")]
+    Malformed(String),
+    /// A format this router does not know.
+    #[error("bundle apiVersion {found:?} is not supported (expected {BUNDLE_API_VERSION})")]
+    UnsupportedVersion {
+        /// What the bundle says.
+        found: String,
+    },
+    /// The rules do not hash to the declared version: the bundle was altered or truncated.
+    #[error("bundle content does not match its version {declared} (computed {computed})")]
+    VersionMismatch {
+        /// Declared version.
+        declared: String,
+        /// Version of the rules actually present.
+        computed: String,
+    },
+}
+
+/// The content version of a rule list: sha256 over the canonical JSON of the sorted rules.
+pub fn content_version(rules: &[RuleDefinition]) -> String {
+    let mut sorted: Vec<&RuleDefinition> = rules.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    // Serialising plain data structs with string keys cannot fail.
+    let canonical = serde_json::to_vec(&sorted).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{}", &hex[..16])
+}
+
+impl RuleBundle {
+    /// Builds a bundle for `pool` from rule definitions (the operator's side).
+    pub fn build(pool: &str, rules: impl IntoIterator<Item = RuleDefinition>) -> Self {
+        let mut rules: Vec<RuleDefinition> = rules.into_iter().collect();
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        RuleBundle {
+            api_version: BUNDLE_API_VERSION.to_string(),
+            pool: pool.to_string(),
+            version: content_version(&rules),
+            generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            rules,
+        }
+    }
+
+    /// Parses and verifies bundle bytes (the router's side).
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let bundle: RuleBundle =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if bundle.api_version != BUNDLE_API_VERSION {
+            return Err(BundleError::UnsupportedVersion {
+                found: bundle.api_version,
+            });
+        }
+        let computed = content_version(&bundle.rules);
+        if computed != bundle.version {
+            return Err(BundleError::VersionMismatch {
+                declared: bundle.version,
+                computed,
+            });
+        }
+        Ok(bundle)
+    }
+
+    /// Pretty JSON, as stored in the ConfigMap and the fallback copy.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
+    pub fn compile(&self) -> (RuleSet, Vec<QuarantinedRule>) {
+        RuleSet::compile(self.rules.iter().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Mode, RuleId, Tier};
+
+    fn rule(name: &str) -> RuleDefinition {
+        RuleDefinition {
+            id: RuleId::new(Some("ns"), name),
+            condition: "true".into(),
+            target_topic: format!("t-{name}"),
+            tier: Tier::Standard,
+            mode: Mode::Active,
+            suspend: false,
+        }
+    }
+
+    #[test]
+    fn version_depends_on_rules_not_on_order_or_time() {
+        let a = RuleBundle::build("p", [rule("a"), rule("b")]);
+        let b = RuleBundle::build("p", [rule("b"), rule("a")]);
+        assert_eq!(a.version, b.version);
+        let c = RuleBundle::build("p", [rule("a")]);
+        assert_ne!(a.version, c.version);
+    }
+
+    #[test]
+    fn round_trips_and_rejects_tampering() {
+        let bundle = RuleBundle::build("p", [rule("a")]);
+        let parsed = RuleBundle::parse(bundle.to_json().as_bytes()).unwrap();
+        assert_eq!(parsed, bundle);
+        let tampered = bundle.to_json().replace("t-a", "t-evil");
+        assert!(matches!(
+            RuleBundle::parse(tampered.as_bytes()),
+            Err(BundleError::VersionMismatch { .. })
+        ));
+        assert!(matches!(
+            RuleBundle::parse(b"{"),
+            Err(BundleError::Malformed(_))
+        ));
+    }
+}
