@@ -4,14 +4,18 @@
 //! Tests never skip silently: if no broker can be started, they fail with the reason.
 
 pub mod broker;
+pub mod configmap_volume;
 pub mod http_probe;
 pub mod poll;
 pub mod process;
+pub mod prom;
 
 pub use broker::{unique_name, Broker, ReadRecord, TestRecord};
+pub use configmap_volume::ProjectedConfigMap;
 pub use http_probe::http_get;
 pub use poll::wait_until;
 pub use process::ChildProcess;
+pub use prom::sample_value;
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod http;
 mod logging;
 mod metrics;
@@ -14,10 +15,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use streamsplit_rules::{compile_manifests, load_manifests};
+use streamsplit_rules::{compile_manifests, load_manifests, RuleSet};
 
 use cli::{Cli, Command, RunArgs};
 use run::kafka_config::KafkaSettings;
+use run::live_rules::LiveRules;
 use run::{Router, RunSettings};
 
 fn main() -> ExitCode {
@@ -82,19 +84,37 @@ fn run(args: RunArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         let metrics = metrics::Metrics::new();
-        let rules = if !args.rules.is_empty() {
+        let router = if let Some(config_dir) = &args.config_dir {
+            let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
+            let router = Arc::new(Router::new(empty, false, metrics));
+            let fallback = args
+                .state_dir
+                .as_deref()
+                .map(config::fallback::FallbackStore::new);
+            if fallback.is_none() {
+                tracing::warn!("no --state-dir: no fallback copy of the bundle is kept");
+            }
+            let reloader =
+                config::Reloader::start(Arc::clone(&router), config_dir.clone(), fallback);
+            if let Err(error) = config::watcher::spawn(reloader, args.config_poll_interval) {
+                tracing::error!(%error, "cannot start the config watcher");
+                return ExitCode::from(2);
+            }
+            router
+        } else if !args.rules.is_empty() {
             match rule_source::from_manifests(&args.rules, &metrics) {
-                Ok(rules) => rules,
+                Ok(rules) => Arc::new(Router::new(rules, true, metrics)),
                 Err(error) => {
                     tracing::error!(%error, "cannot load rules");
                     return ExitCode::from(2);
                 }
             }
         } else {
-            tracing::error!("give --rules FILES or --config-dir DIR");
+            tracing::error!(
+                "give --rules FILES (standalone) or --config-dir DIR (operator bundle)"
+            );
             return ExitCode::from(2);
         };
-        let router = Arc::new(Router::new(rules, true, metrics));
         let server = tokio::spawn(http::serve(args.metrics_addr, Arc::clone(&router)));
         let settings = RunSettings {
             kafka: KafkaSettings {

@@ -158,6 +158,20 @@ impl Metrics {
             ),
             registry,
         }
+        .with_known_label_sets()
+    }
+
+    /// Exposes the bounded label sets from the start, so dashboards and alerts see zeros
+    /// instead of missing series.
+    fn with_known_label_sets(self) -> Self {
+        for kind in ["decode", "rule", "produce"] {
+            self.exceptions.with_label_values(&[kind]);
+        }
+        for result in ["success", "rejected", "partial"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
+        self.dropped.with_label_values(&["best-effort"]);
+        self
     }
 
     /// The text exposition of every metric.

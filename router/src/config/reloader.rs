@@ -1,0 +1,174 @@
+//! Decides what the router routes with: the mounted bundle when it is valid, else the fallback
+//! copy, else nothing (not ready). Never exits because of a bad config.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use streamsplit_rules::{RuleBundle, BUNDLE_FILE_NAME};
+
+use super::fallback::FallbackStore;
+use crate::run::live_rules::LiveRules;
+use crate::run::Router;
+
+/// Where the live rules came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The mounted ConfigMap.
+    Mounted,
+    /// The local fallback copy.
+    Fallback,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Mounted => "mounted",
+            Source::Fallback => "fallback",
+        }
+    }
+}
+
+/// Loads bundles and swaps them into the router.
+pub struct Reloader {
+    router: Arc<Router>,
+    config_dir: PathBuf,
+    fallback: Option<FallbackStore>,
+    /// Digest of the mounted bytes last looked at, so unchanged (or unchanged garbage) content
+    /// is not re-processed on every poll.
+    last_digest: Option<[u8; 32]>,
+    mounted_missing_reported: bool,
+    source: Option<Source>,
+}
+
+impl Reloader {
+    /// Loads the initial rules: the mounted bundle, else the fallback copy, else none.
+    pub fn start(
+        router: Arc<Router>,
+        config_dir: PathBuf,
+        fallback: Option<FallbackStore>,
+    ) -> Self {
+        let mut reloader = Reloader {
+            router,
+            config_dir,
+            fallback,
+            last_digest: None,
+            mounted_missing_reported: false,
+            source: None,
+        };
+        reloader.check();
+        if reloader.source.is_none() {
+            reloader.load_fallback();
+        }
+        if reloader.source.is_none() {
+            tracing::error!(
+                config_dir = %reloader.config_dir.display(),
+                "no valid rule bundle mounted and no fallback copy: routing nothing, not ready"
+            );
+        }
+        reloader
+    }
+
+    /// The config directory watched.
+    pub fn config_dir(&self) -> &PathBuf {
+        &self.config_dir
+    }
+
+    fn load_fallback(&mut self) {
+        let Some(store) = &self.fallback else {
+            return;
+        };
+        match store.read() {
+            Ok(bytes) => match RuleBundle::parse(&bytes) {
+                Ok(bundle) => {
+                    tracing::warn!(
+                        path = %store.path().display(), version = %bundle.version,
+                        "routing with the local fallback copy until a valid bundle is mounted"
+                    );
+                    self.apply(bundle, &bytes, Source::Fallback);
+                }
+                Err(error) => {
+                    tracing::error!(path = %store.path().display(), %error, "fallback copy is unusable")
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::error!(path = %store.path().display(), %error, "cannot read the fallback copy")
+            }
+        }
+    }
+
+    /// Re-reads the mounted bundle and swaps it in if its content changed and is valid.
+    pub fn check(&mut self) {
+        let path = self.config_dir.join(BUNDLE_FILE_NAME);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                if !self.mounted_missing_reported {
+                    tracing::warn!(path = %path.display(), %error, "mounted bundle unreadable; keeping the current rules");
+                    self.mounted_missing_reported = true;
+                }
+                self.last_digest = None;
+                return;
+            }
+        };
+        self.mounted_missing_reported = false;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if self.last_digest == Some(digest) {
+            return;
+        }
+        self.last_digest = Some(digest);
+        match RuleBundle::parse(&bytes) {
+            Ok(bundle) => {
+                let live_version = self.router.rules.load().version.clone();
+                if self.source == Some(Source::Mounted) && bundle.version == live_version {
+                    return;
+                }
+                self.apply(bundle, &bytes, Source::Mounted);
+            }
+            Err(error) => {
+                self.router
+                    .metrics
+                    .config_reloads
+                    .with_label_values(&["rejected"])
+                    .inc();
+                tracing::error!(path = %path.display(), %error, "bundle rejected; keeping the current rules");
+            }
+        }
+    }
+
+    fn apply(&mut self, bundle: RuleBundle, raw: &[u8], source: Source) {
+        let metrics = &self.router.metrics;
+        let (rules, quarantined) = bundle.compile();
+        for rule in &quarantined {
+            tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
+        }
+        let result = if quarantined.is_empty() {
+            "success"
+        } else {
+            "partial"
+        };
+        metrics.config_reloads.with_label_values(&[result]).inc();
+        metrics.rules_active.set(rules.active_count() as i64);
+        metrics.rules_quarantined.set(quarantined.len() as i64);
+        metrics.config_version_info.reset();
+        metrics
+            .config_version_info
+            .with_label_values(&[&bundle.version, source.label()])
+            .set(1);
+        tracing::info!(
+            version = %bundle.version, source = source.label(), rules = rules.rules().len(),
+            quarantined = quarantined.len(), "rule set swapped in"
+        );
+        self.router
+            .swap_rules(LiveRules::new(rules, bundle.version.clone(), metrics));
+        self.source = Some(source);
+        if source == Source::Mounted {
+            if let Some(store) = &self.fallback {
+                if let Err(error) = store.save(raw) {
+                    tracing::warn!(path = %store.path().display(), %error, "cannot write the fallback copy");
+                }
+            }
+        }
+    }
+}
