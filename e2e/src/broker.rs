@@ -120,7 +120,7 @@ impl Broker {
         config
     }
 
-    /// Creates topics with the given partition counts.
+    /// Creates topics with the given partition counts (existing ones are left as they are).
     pub fn create_topics(&self, topics: &[(&str, i32)]) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = self.config().create()?;
         let new: Vec<NewTopic<'_>> = topics
@@ -131,8 +131,10 @@ impl Broker {
             admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))),
         )?;
         for result in results {
-            if let Err((topic, code)) = result {
-                anyhow::bail!("cannot create topic {topic}: {code}");
+            match result {
+                Ok(_) => {}
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
             }
         }
         Ok(())

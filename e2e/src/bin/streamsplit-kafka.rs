@@ -4,6 +4,8 @@
 //!   streamsplit-kafka produce TOPIC FILE      (one record value per line)
 //!   streamsplit-kafka count TOPIC...          (records per topic)
 //!   streamsplit-kafka show TOPIC              (values and streamsplit headers)
+//!   streamsplit-kafka wait-committed GROUP TOPIC [SECONDS]
+//!                                             (until GROUP committed all of TOPIC)
 //!
 //! The broker is `STREAMSPLIT_TEST_BROKERS` or the one `e2e/kafka/up.sh` starts.
 
@@ -66,8 +68,22 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some((command, [group, topic, rest @ ..])) if command == "wait-committed" => {
+            let seconds: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(60);
+            let high = broker.high_watermarks(topic)?;
+            streamsplit_e2e::wait_until(
+                &format!("group {group} to commit all of {topic}"),
+                std::time::Duration::from_secs(seconds),
+                || {
+                    let committed = broker.committed(group, topic).ok()?;
+                    high.iter()
+                        .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
+                        .then_some(())
+                },
+            )
+        }
         _ => anyhow::bail!(
-            "usage: streamsplit-kafka create TOPIC[:PARTITIONS]... | produce TOPIC FILE | count TOPIC... | show TOPIC"
+            "usage: streamsplit-kafka create TOPIC[:PARTITIONS]... | produce TOPIC FILE | count TOPIC... | show TOPIC | wait-committed GROUP TOPIC [SECONDS]"
         ),
     }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The full test suite. Starts (installing if needed) everything the tests run against, then
+# checks formatting and lints and runs every test of the workspace.
+#
+#   ./e2e/test.sh                       # local broker on 127.0.0.1:19092
+#   STREAMSPLIT_TEST_BROKERS=host:9092 ./e2e/test.sh   # your own Kafka cluster instead
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ -z "${STREAMSPLIT_TEST_BROKERS:-}" ]; then
+  eval "$(e2e/kafka/up.sh)"
+fi
+export STREAMSPLIT_TEST_BROKERS
+echo "test.sh: Kafka at $STREAMSPLIT_TEST_BROKERS" >&2
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
