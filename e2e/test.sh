@@ -12,6 +12,9 @@ if [ -z "${STREAMSPLIT_TEST_BROKERS:-}" ]; then
 fi
 export STREAMSPLIT_TEST_BROKERS
 echo "test.sh: Kafka at $STREAMSPLIT_TEST_BROKERS" >&2
+# A real kube-apiserver (built once from Debian's source package and cached; ~12 min cold).
+eval "$(e2e/cluster/up.sh)"
+echo "test.sh: Kubernetes API at $(grep server: "$KUBECONFIG" | awk '{print $2}')" >&2
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -4,6 +4,7 @@
 //! Tests never skip silently: if no broker can be started, they fail with the reason.
 
 pub mod broker;
+pub mod cluster;
 pub mod configmap_volume;
 pub mod http_probe;
 pub mod poll;
@@ -11,6 +12,7 @@ pub mod process;
 pub mod prom;
 
 pub use broker::{unique_name, Broker, ReadRecord, TestRecord};
+pub use cluster::{workspace_binary, Cluster, Projection};
 pub use configmap_volume::ProjectedConfigMap;
 pub use http_probe::http_get;
 pub use poll::wait_until;

@@ -16,9 +16,20 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Starts `program args`, sending stdout and stderr to `log`.
     pub fn spawn(program: &Path, args: &[String], log: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with_env(program, args, log, &[])
+    }
+
+    /// Like [`ChildProcess::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let file = std::fs::File::create(log)?;
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(file.try_clone()?)
             .stderr(file)
             .stdin(Stdio::null())

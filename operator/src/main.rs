@@ -1,6 +1,170 @@
-//! streamsplit operator. Reconciliation of SplitRules lands with its own issue; until then the
-//! binary only reports its version so packaging and images can already refer to it.
+//! `streamsplit-operator`: see `--help`.
 
-fn main() {
-    println!("streamsplit-operator {}", env!("CARGO_PKG_VERSION"));
+mod cli;
+mod controller;
+mod http;
+mod leader;
+mod metrics;
+mod publisher;
+mod reconciler;
+mod status;
+mod topics;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+use kube::{Api, Client, CustomResourceExt};
+use streamsplit_rules::crd::SplitRule;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, LogFormat, RunArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crdgen) => match serde_yaml::to_string(&SplitRule::crd()) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: cannot render the CRD: {error}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Run) | None => {
+            init_logging(cli.log_format);
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(cli.run)),
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let metrics = metrics::Metrics::new();
+    let health = Arc::new(http::Health {
+        metrics: metrics.clone(),
+        started: AtomicBool::new(false),
+    });
+    tokio::spawn(http::serve(args.metrics_addr, Arc::clone(&health)));
+
+    let client = match Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot connect to the Kubernetes API (in-cluster config or KUBECONFIG)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut kafka = rdkafka::ClientConfig::new();
+    kafka.set("bootstrap.servers", &args.brokers);
+    for (key, value) in &args.kafka_properties {
+        kafka.set(key, value);
+    }
+    let defaults = topics::TopicDefaults {
+        partitions: args.default_partitions,
+        replication_factor: args.default_replication_factor,
+    };
+    let topics = match topics::TopicManager::new(kafka, defaults) {
+        Ok(topics) => topics,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the Kafka admin client");
+            return ExitCode::from(2);
+        }
+    };
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("streamsplit-operator-{}", std::process::id()));
+
+    let election = args.leader_election.then(|| {
+        leader::LeaderElection::new(
+            Api::namespaced(client.clone(), &args.namespace),
+            args.lease_name.clone(),
+            identity.clone(),
+            args.lease_duration,
+        )
+    });
+    if let Some(election) = &election {
+        health
+            .started
+            .store(true, std::sync::atomic::Ordering::Release);
+        tokio::select! {
+            _ = election.acquire() => {}
+            _ = shutdown_signal() => return ExitCode::SUCCESS,
+        }
+        metrics.leader.set(1);
+    }
+
+    let settings = controller::ControllerSettings {
+        watch_namespace: args.watch_namespace.clone(),
+        namespace: args.namespace.clone(),
+        configmap_prefix: args.configmap_prefix.clone(),
+        topic_deletion_timeout: args.topic_deletion_timeout,
+        resync_interval: args.resync_interval,
+        identity,
+    };
+    tracing::info!(namespace = %args.namespace, watch = ?args.watch_namespace, "reconciling SplitRules");
+    let lost_lease = async {
+        match &election {
+            Some(election) => election.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = controller::run(client, topics, settings, health, async move {
+        let _ = stop_rx.await;
+    });
+    tokio::pin!(controller);
+    let code = tokio::select! {
+        _ = &mut controller => ExitCode::SUCCESS,
+        _ = shutdown_signal() => {
+            let _ = stop_tx.send(());
+            controller.await;
+            ExitCode::SUCCESS
+        }
+        _ = lost_lease => {
+            tracing::error!("lost leadership; exiting so this replica restarts as a standby");
+            ExitCode::from(1)
+        }
+    };
+    metrics.leader.set(0);
+    code
 }

@@ -3,9 +3,12 @@
 
 pub mod bundle;
 pub mod condition;
+#[cfg(feature = "kube")]
+pub mod crd;
 pub mod definition;
 pub mod engine;
 pub mod manifest;
+pub mod pool_name;
 pub mod record;
 pub mod rule_id;
 pub mod rule_set;

@@ -18,7 +18,39 @@ pub const KIND: &str = "SplitRule";
 pub const DEFAULT_POOL: &str = "default";
 
 /// What a `SplitRule` asks for: records matching `condition` are copied to `targetTopic`.
+// Each `printcolumn(...)` repeats `type_`; clippy mistakes those for duplicated attributes.
+#[cfg_attr(feature = "kube", allow(clippy::duplicated_attributes))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "kube", derive(kube::CustomResource))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "streamsplit.io",
+        version = "v1alpha1",
+        kind = "SplitRule",
+        namespaced,
+        shortname = "sr",
+        status = "crate::crd::SplitRuleStatus",
+        printcolumn(name = "Topic", type_ = "string", json_path = ".spec.targetTopic"),
+        printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
+        printcolumn(name = "Router", type_ = "string", json_path = ".spec.router"),
+        printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+        ),
+        printcolumn(
+            name = "Reason",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+        ),
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        )
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SplitRuleSpec {
     /// Rhai expression evaluated with the decoded JSON record bound as `record`; must return a bool.
@@ -117,6 +149,7 @@ pub struct RuleTest {
     /// Shown when the test fails.
     pub name: String,
     /// The record, as it would arrive decoded from JSON.
+    #[schemars(schema_with = "any_object_schema")]
     pub record: serde_json::Value,
     /// Expected outcome.
     pub expect: Expectation,
@@ -158,4 +191,12 @@ pub enum DeletionPolicy {
     Retain,
     /// Delete the topic with the rule.
     Delete,
+}
+
+/// Schema of a free-form JSON object (Kubernetes needs a type and keeps unknown fields).
+fn any_object_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }

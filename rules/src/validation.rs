@@ -22,6 +22,9 @@ pub enum RuleError {
     /// One of the rule's own tests fails.
     #[error("{0}")]
     TestFailed(#[from] TestFailure),
+    /// `router` is not a usable pool name.
+    #[error("invalid router: {0}")]
+    InvalidRouter(String),
     /// Another rule in the same set already has this identity.
     #[error("another rule with the same namespace/name comes first")]
     Duplicate,
@@ -34,6 +37,7 @@ impl RuleError {
             RuleError::InvalidTopic(_) => "InvalidTopic",
             RuleError::Compile(_) => "CompileError",
             RuleError::TestFailed(_) => "TestFailed",
+            RuleError::InvalidRouter(_) => "InvalidRouter",
             RuleError::Duplicate => "Duplicate",
         }
     }
@@ -101,8 +105,9 @@ pub fn run_rule_tests(
     Ok(())
 }
 
-/// The full verdict on a spec: topic, compilation, and its tests.
+/// The full verdict on a spec: pool, topic, compilation, and its tests.
 pub fn validate_spec(engine: &Engine, spec: &SplitRuleSpec) -> Result<Condition, RuleError> {
+    crate::pool_name::validate_pool_name(&spec.router).map_err(RuleError::InvalidRouter)?;
     let condition = compile_rule(engine, &spec.condition, &spec.target_topic)?;
     run_rule_tests(engine, &condition, &spec.tests)?;
     Ok(condition)

@@ -1,0 +1,328 @@
+//! End to end: kubectl, the real kube-apiserver, the operator, the real broker and a router
+//! running on the projected bundle ConfigMap.
+
+mod support;
+
+use std::time::Duration;
+
+use streamsplit_e2e::{unique_name, wait_until};
+use support::*;
+
+#[test]
+fn applied_rules_become_topics_and_a_bundle_and_route_then_follow_an_edit() {
+    let mut stack = Stack::start();
+    let [t_a, t_b] = ["ta", "tb"].map(unique_name);
+    stack.start_operator();
+    stack.apply(
+        &(rule_yaml(
+            "kind-a",
+            r#"record.kind == "a""#,
+            &t_a,
+            "  topic: {partitions: 2}\n",
+        ) + &rule_yaml(
+            "kind-b",
+            r#"record.kind == "b""#,
+            &t_b,
+            "  tier: critical\n  topic: {partitions: 3}\n",
+        )),
+    );
+    stack.wait_ready("kind-a", "True");
+    stack.wait_ready("kind-b", "True");
+
+    // Topics exist with the requested partitions; the status says so too.
+    assert_eq!(stack.broker.high_watermarks(&t_a).unwrap().len(), 2);
+    assert_eq!(stack.broker.high_watermarks(&t_b).unwrap().len(), 3);
+    assert_eq!(stack.rule("kind-b")["status"]["topic"]["partitions"], 3);
+    // `kubectl get sr` tells the truth.
+    let table = stack
+        .cluster
+        .kubectl(&["get", "sr", "-n", &stack.namespace])
+        .unwrap();
+    for name in ["kind-a", "kind-b"] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("True") && row.contains("Published"), "{table}");
+    }
+    // The pool's ConfigMap holds both rules, and each status names that bundle.
+    let (_, bundle) = stack.bundle().unwrap();
+    let ids: Vec<&str> = bundle["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["kind-a", "kind-b"]);
+    let version = bundle["version"].as_str().unwrap().to_string();
+    wait_until(
+        "statuses to name the bundle",
+        Duration::from_secs(30),
+        || {
+            ["kind-a", "kind-b"]
+                .iter()
+                .all(|n| stack.rule(n)["status"]["bundleVersion"] == version.as_str())
+                .then_some(())
+        },
+    )
+    .unwrap();
+
+    stack.start_router();
+    stack.wait_router_on(&version);
+    stack.produce_kinds(&["a", "b", "c"], 20);
+    stack.wait_routed();
+    assert_eq!(stack.kinds_on(&t_a), ["a"], "{}", stack.router_metrics());
+    assert_eq!(stack.kinds_on(&t_b), ["b"]);
+    assert_eq!(stack.count(&t_a), 20);
+
+    // Edit a condition: a new bundle version goes out and routing follows it.
+    stack.apply(&rule_yaml(
+        "kind-a",
+        r#"record.kind == "c""#,
+        &t_a,
+        "  topic: {partitions: 2}\n",
+    ));
+    let new_version = wait_until("a new bundle version", Duration::from_secs(30), || {
+        let (_, bundle) = stack.bundle()?;
+        let v = bundle["version"].as_str()?.to_string();
+        (v != version).then_some(v)
+    })
+    .unwrap();
+    stack.wait_ready("kind-a", "True");
+    stack.wait_router_on(&new_version);
+    stack.produce_kinds(&["a", "c"], 20);
+    stack.wait_routed();
+    assert_eq!(
+        stack.count(&t_a),
+        40,
+        "20 a's before the edit, 20 c's after"
+    );
+    assert_eq!(stack.kinds_on(&t_a), ["a", "c"]);
+}
+
+#[test]
+fn broken_rules_are_reported_with_their_reason_and_never_published() {
+    let mut stack = Stack::start();
+    let [t_ok, t_bad] = ["ok", "bad"].map(unique_name);
+    stack.start_operator();
+    stack.apply(&rule_yaml("good", r#"record.kind == "a""#, &t_ok, ""));
+    stack.wait_ready("good", "True");
+    stack.start_router();
+    let (published_rv, bundle) = stack.bundle().unwrap();
+    stack.wait_router_on(bundle["version"].as_str().unwrap());
+
+    // A new rule that does not compile, one whose own test fails, and a broken edit of the
+    // published rule.
+    stack.apply(&(rule_yaml("syntax", "record.kind ==", &t_bad, "")
+        + &rule_yaml("wrong-test", r#"record.kind == "b""#, &t_bad, "  tests:\n    - {name: b records match, record: {kind: b}, expect: match}\n    - {name: a records must not, record: {kind: b}, expect: no-match}\n")
+        + &rule_yaml("good", r#"record.kind == == "a""#, &t_ok, "")));
+    let (reason, message) = stack.wait_ready("syntax", "False");
+    assert_eq!(reason, "CompileError");
+    assert!(message.contains("line 1, column"), "{message}");
+    let (reason, message) = stack.wait_ready("wrong-test", "False");
+    assert_eq!(reason, "TestFailed");
+    assert!(message.contains("a records must not"), "{message}");
+    let (reason, message) = stack.wait_ready("good", "False");
+    assert_eq!(reason, "CompileError");
+    assert!(
+        message.contains("previously published version"),
+        "{message}"
+    );
+    assert_eq!(stack.condition("good", "Valid").unwrap().0, "False");
+
+    // kubectl shows it; describe has the position and the Warning event.
+    let table = stack
+        .cluster
+        .kubectl(&["get", "sr", "-n", &stack.namespace])
+        .unwrap();
+    let row = table.lines().find(|l| l.starts_with("syntax")).unwrap();
+    assert!(
+        row.contains("False") && row.contains("CompileError"),
+        "{table}"
+    );
+    let described = wait_until("the CompileError event", Duration::from_secs(20), || {
+        let text = stack
+            .cluster
+            .kubectl(&["describe", "sr", "-n", &stack.namespace, "syntax"])
+            .ok()?;
+        text.contains("Warning").then_some(text)
+    })
+    .unwrap();
+    assert!(described.contains("line 1, column"), "{described}");
+
+    // The bundle did not change at all, and routing goes on with the last good rules.
+    let (rv, _) = stack.bundle().unwrap();
+    assert_eq!(rv, published_rv, "broken rules never reach the ConfigMap");
+    stack.produce_kinds(&["a", "b"], 10);
+    stack.wait_routed();
+    assert_eq!(stack.kinds_on(&t_ok), ["a"]);
+    assert_eq!(stack.count(&t_bad), 0);
+}
+
+#[test]
+fn deleted_rules_stop_routing_and_their_topics_follow_the_deletion_policy() {
+    let mut stack = Stack::start();
+    let [t_keep, t_drop] = ["keep", "drop"].map(unique_name);
+    stack.start_operator();
+    stack.apply(
+        &(rule_yaml("keeper", r#"record.kind == "a""#, &t_keep, "")
+            + &rule_yaml(
+                "dropper",
+                r#"record.kind == "b""#,
+                &t_drop,
+                "  topic: {deletionPolicy: Delete}\n",
+            )),
+    );
+    stack.wait_ready("keeper", "True");
+    stack.wait_ready("dropper", "True");
+    assert!(stack.rule("dropper")["metadata"]["finalizers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "streamsplit.io/topic-cleanup"));
+    assert!(
+        stack.rule("keeper")["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty()),
+        "Retain needs no finalizer"
+    );
+    stack.start_router();
+    stack.wait_router_on(stack.bundle().unwrap().1["version"].as_str().unwrap());
+    stack.produce_kinds(&["a", "b"], 10);
+    stack.wait_routed();
+    assert_eq!((stack.count(&t_keep), stack.count(&t_drop)), (10, 10));
+
+    stack
+        .cluster
+        .kubectl(&[
+            "delete",
+            "sr",
+            "-n",
+            &stack.namespace,
+            "keeper",
+            "dropper",
+            "--timeout=60s",
+        ])
+        .unwrap();
+    let empty = wait_until("an empty bundle", Duration::from_secs(30), || {
+        let (_, bundle) = stack.bundle()?;
+        bundle["rules"]
+            .as_array()?
+            .is_empty()
+            .then(|| bundle["version"].as_str().map(String::from))
+            .flatten()
+    })
+    .unwrap();
+    stack.wait_router_on(&empty);
+    stack.produce_kinds(&["a", "b"], 10);
+    stack.wait_routed();
+    assert_eq!(
+        stack.count(&t_keep),
+        10,
+        "Retain: the topic stays and receives nothing more"
+    );
+    wait_until(
+        "the Delete-policy topic to be gone",
+        Duration::from_secs(30),
+        || stack.broker.high_watermarks(&t_drop).is_err().then_some(()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn routers_keep_routing_without_the_operator_and_a_restart_changes_nothing() {
+    let mut stack = Stack::start();
+    let t_a = unique_name("ta");
+    stack.start_operator();
+    stack.apply(&rule_yaml(
+        "kind-a",
+        r#"record.kind == "a""#,
+        &t_a,
+        "  topic: {partitions: 2}\n",
+    ));
+    stack.wait_ready("kind-a", "True");
+    stack.start_router();
+    let (rv_before, bundle) = stack.bundle().unwrap();
+    stack.wait_router_on(bundle["version"].as_str().unwrap());
+    let rule_rv_before = stack.rule("kind-a")["metadata"]["resourceVersion"].clone();
+
+    stack.stop_operator();
+    stack.produce_kinds(&["a", "b"], 10);
+    stack.wait_routed();
+    assert_eq!(
+        stack.count(&t_a),
+        10,
+        "routing goes on without the operator"
+    );
+
+    stack.start_operator();
+    let operator = stack.operator.as_ref().unwrap();
+    wait_until(
+        "the restarted operator to reconcile",
+        Duration::from_secs(30),
+        || {
+            let (_, text) = streamsplit_e2e::http_get(&operator.metrics_addr, "/metrics").ok()?;
+            (streamsplit_e2e::sample_value(
+                &text,
+                "streamsplit_operator_reconciles_total",
+                &[("result", "success")],
+            )? >= 1.0)
+                .then_some(())
+        },
+    )
+    .unwrap();
+    let (rv_after, _) = stack.bundle().unwrap();
+    assert_eq!(rv_after, rv_before, "no ConfigMap churn after a restart");
+    assert_eq!(
+        stack.rule("kind-a")["metadata"]["resourceVersion"],
+        rule_rv_before,
+        "no status churn after a restart"
+    );
+    assert_eq!(
+        stack.broker.high_watermarks(&t_a).unwrap().len(),
+        2,
+        "the topic was adopted, not recreated"
+    );
+    stack.wait_ready("kind-a", "True");
+}
+
+#[test]
+fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
+    let stack = Stack::start();
+    let leader_of = |process: &Process| -> Option<f64> {
+        let (_, text) = streamsplit_e2e::http_get(&process.metrics_addr, "/metrics").ok()?;
+        streamsplit_e2e::sample_value(&text, "streamsplit_operator_leader", &[])
+    };
+    let fast = ["--lease-duration", "3s"];
+    let first = stack.spawn_operator("replica-1", &fast);
+    let second = stack.spawn_operator("replica-2", &fast);
+    let first_leads = wait_until("exactly one leader", Duration::from_secs(30), || {
+        match (leader_of(&first)?, leader_of(&second)?) {
+            (l, s) if l == 1.0 && s == 0.0 => Some(true),
+            (l, s) if l == 0.0 && s == 1.0 => Some(false),
+            _ => None,
+        }
+    })
+    .unwrap();
+    let (mut leader, standby) = if first_leads {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let topic = unique_name("t");
+    stack.apply(&rule_yaml("before", "true", &topic, ""));
+    stack.wait_ready("before", "True");
+
+    leader.child.kill();
+    wait_until("the standby to take over", Duration::from_secs(30), || {
+        (leader_of(&standby)? == 1.0).then_some(())
+    })
+    .unwrap();
+    stack.apply(&rule_yaml("after", "true", &topic, ""));
+    stack.wait_ready("after", "True");
+    let lease = stack
+        .cluster
+        .get_json(&["lease", "-n", &stack.namespace, "streamsplit-operator"])
+        .unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
+}

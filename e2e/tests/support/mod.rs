@@ -1,0 +1,334 @@
+//! A streamsplit stack for one test: its own namespace, an operator watching it, Kafka topics,
+//! and a router fed by the projected bundle ConfigMap.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use streamsplit_e2e::{
+    free_port, http_get, sample_value, unique_name, wait_until, workspace_binary, Broker,
+    ChildProcess, Cluster, Projection, TestRecord,
+};
+
+pub const POOL: &str = "default";
+
+pub struct Stack {
+    pub cluster: &'static Cluster,
+    pub broker: &'static Broker,
+    pub namespace: String,
+    pub source: String,
+    pub exceptions: String,
+    pub work: tempfile::TempDir,
+    pub operator: Option<Process>,
+    pub router: Option<Process>,
+    pub projection: Option<Projection>,
+    pub group: String,
+}
+
+pub struct Process {
+    pub child: ChildProcess,
+    pub metrics_addr: String,
+}
+
+fn log_path(prefix: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique_name(prefix)))
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let cluster = Cluster::shared();
+        let broker = Broker::shared();
+        let namespace = unique_name("e2e");
+        cluster.create_namespace(&namespace).unwrap();
+        let [source, exceptions] = ["src", "exc"].map(unique_name);
+        broker
+            .create_topics(&[(&source, 2), (&exceptions, 1)])
+            .unwrap();
+        Stack {
+            cluster,
+            broker,
+            namespace,
+            source,
+            exceptions,
+            work: tempfile::tempdir().unwrap(),
+            operator: None,
+            router: None,
+            projection: None,
+            group: unique_name("group"),
+        }
+    }
+
+    pub fn configmap_name(&self) -> String {
+        format!("streamsplit-rules-{POOL}")
+    }
+
+    pub fn start_operator(&mut self) {
+        let operator = self.spawn_operator("operator-under-test", &[]);
+        self.operator = Some(operator);
+    }
+
+    /// Starts an operator replica (not stored in the stack) with `extra` flags.
+    pub fn spawn_operator(&self, identity: &str, extra: &[&str]) -> Process {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = [
+            "--brokers",
+            &self.broker.bootstrap,
+            "--watch-namespace",
+            &self.namespace,
+            "--namespace",
+            &self.namespace,
+            "--default-partitions",
+            "1",
+            "--default-replication-factor",
+            "1",
+            "--topic-deletion-timeout",
+            "20s",
+            "--metrics-addr",
+            &metrics_addr,
+            "--identity",
+            identity,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = ChildProcess::spawn_with_env(
+            &workspace_binary("streamsplit-operator"),
+            &args,
+            &log_path("operator"),
+            &[("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap())],
+        )
+        .unwrap();
+        wait_until("the operator's /readyz", Duration::from_secs(30), || {
+            (http_get(&metrics_addr, "/readyz").ok()?.0 == 200).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", child.output()));
+        assert!(child.is_running());
+        Process {
+            child,
+            metrics_addr,
+        }
+    }
+
+    pub fn stop_operator(&mut self) {
+        let mut operator = self.operator.take().expect("operator running");
+        let status = operator.child.terminate(Duration::from_secs(30)).unwrap();
+        assert!(
+            status.success(),
+            "operator exit: {status:?}\n{}",
+            operator.child.output()
+        );
+    }
+
+    /// Starts a router whose config dir mirrors the pool's ConfigMap.
+    pub fn start_router(&mut self) {
+        let config_dir = self.work.path().join("bundle");
+        self.projection = Some(
+            self.cluster
+                .project_configmap(&self.namespace, &self.configmap_name(), &config_dir)
+                .unwrap(),
+        );
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = [
+            "run",
+            "--brokers",
+            &self.broker.bootstrap,
+            "--source-topic",
+            &self.source,
+            "--group",
+            &self.group,
+            "--exception-topic",
+            &self.exceptions,
+            "--config-dir",
+            config_dir.to_str().unwrap(),
+            "--state-dir",
+            self.work.path().join("state").to_str().unwrap(),
+            "--metrics-addr",
+            &metrics_addr,
+            "--commit-interval",
+            "200ms",
+            "--consumer-property",
+            "session.timeout.ms=6000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let child = ChildProcess::spawn(
+            &workspace_binary("streamsplit-router"),
+            &args,
+            &log_path("router"),
+        )
+        .unwrap();
+        self.router = Some(Process {
+            child,
+            metrics_addr,
+        });
+    }
+
+    pub fn apply(&self, yaml: &str) {
+        self.cluster
+            .kubectl_stdin(&["apply", "-n", &self.namespace, "-f", "-"], Some(yaml))
+            .unwrap();
+    }
+
+    pub fn rule(&self, name: &str) -> serde_json::Value {
+        self.cluster
+            .get_json(&["splitrule", "-n", &self.namespace, name])
+            .unwrap_or_else(|| panic!("no SplitRule {name}"))
+    }
+
+    pub fn condition(&self, name: &str, type_: &str) -> Option<(String, String, String)> {
+        let rule = self.rule(name);
+        rule["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap_or("").into(),
+                    c["reason"].as_str().unwrap_or("").into(),
+                    c["message"].as_str().unwrap_or("").into(),
+                )
+            })
+    }
+
+    /// Waits until the rule's Ready condition has `status` for its current generation.
+    pub fn wait_ready(&self, name: &str, status: &str) -> (String, String) {
+        let operator_log = || {
+            self.operator
+                .as_ref()
+                .map(|o| o.child.output())
+                .unwrap_or_default()
+        };
+        wait_until(
+            &format!("SplitRule {name} Ready={status}"),
+            Duration::from_secs(60),
+            || {
+                let rule = self.rule(name);
+                let observed =
+                    rule["status"]["observedGeneration"] == rule["metadata"]["generation"];
+                let (s, reason, message) = self.condition(name, "Ready")?;
+                (observed && s == status).then_some((reason, message))
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n{}\n{}",
+                serde_json::to_string_pretty(&self.rule(name)).unwrap(),
+                operator_log()
+            )
+        })
+    }
+
+    pub fn bundle(&self) -> Option<(String, serde_json::Value)> {
+        let cm =
+            self.cluster
+                .get_json(&["configmap", "-n", &self.namespace, &self.configmap_name()])?;
+        let bundle: serde_json::Value =
+            serde_json::from_str(cm["data"]["bundle.json"].as_str()?).ok()?;
+        Some((
+            cm["metadata"]["resourceVersion"].as_str()?.to_string(),
+            bundle,
+        ))
+    }
+
+    /// Waits until the router runs the given bundle version.
+    pub fn wait_router_on(&self, version: &str) {
+        let router = self.router.as_ref().expect("router running");
+        wait_until(
+            &format!("the router to run bundle {version}"),
+            Duration::from_secs(30),
+            || {
+                let (_, text) = http_get(&router.metrics_addr, "/metrics").ok()?;
+                (sample_value(
+                    &text,
+                    "streamsplit_config_version_info",
+                    &[("version", version)],
+                ) == Some(1.0))
+                .then_some(())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", router.child.output()));
+    }
+
+    /// Produces `{"kind": K, "n": i}` records and waits until the router committed them all.
+    pub fn produce_kinds(&self, kinds: &[&str], per_kind: usize) {
+        let records: Vec<TestRecord> = kinds
+            .iter()
+            .flat_map(|kind| {
+                (0..per_kind).map(move |n| TestRecord {
+                    value: format!(r#"{{"kind": "{kind}", "n": {n}}}"#).into_bytes(),
+                    ..TestRecord::default()
+                })
+            })
+            .collect();
+        self.broker.produce(&self.source, &records).unwrap();
+    }
+
+    /// Waits until the router committed every source record, i.e. all their copies are acknowledged.
+    pub fn wait_routed(&self) {
+        let router = self.router.as_ref().expect("router running");
+        let high = self.broker.high_watermarks(&self.source).unwrap();
+        wait_until(
+            "the router to commit every source record",
+            Duration::from_secs(60),
+            || {
+                let committed = self.broker.committed(&self.group, &self.source).ok()?;
+                high.iter()
+                    .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
+                    .then_some(())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", router.child.output()));
+    }
+
+    pub fn count(&self, topic: &str) -> i64 {
+        self.broker
+            .high_watermarks(topic)
+            .map(|m| m.values().sum())
+            .unwrap_or(-1)
+    }
+
+    /// The router's routing metrics, for failure messages.
+    pub fn router_metrics(&self) -> String {
+        let router = self.router.as_ref().expect("router running");
+        let (_, text) = http_get(&router.metrics_addr, "/metrics").unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("streamsplit_records")
+                    || l.starts_with("streamsplit_exceptions")
+                    || l.starts_with("streamsplit_rule_matches")
+                    || l.starts_with("streamsplit_produce")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn kinds_on(&self, topic: &str) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .broker
+            .read_all(topic)
+            .unwrap()
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())
+            .map(|v| v["kind"].as_str().unwrap_or("").to_string())
+            .collect();
+        kinds.dedup();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+    }
+}
+
+pub fn rule_yaml(name: &str, condition: &str, topic: &str, extra: &str) -> String {
+    format!("apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata:\n  name: {name}\nspec:\n  condition: '{condition}'\n  targetTopic: {topic}\n{extra}---\n")
+}

@@ -1,0 +1,176 @@
+//! Wires the SplitRule controller: one watch feeds the reflector store, the controller, and the
+//! pool publisher (which must also hear about deletions the controller never reconciles).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, ResourceExt};
+use streamsplit_rules::crd::SplitRule;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::http::Health;
+use crate::publisher::BundlePublisher;
+use crate::reconciler::{error_policy, reconcile, Context};
+use crate::topics::TopicManager;
+
+/// Reconcile again only when something the reconciler reads changed: the spec (generation),
+/// the deletion state or the finalizers. Status writes do not trigger a reconcile.
+fn spec_or_lifecycle(rule: &SplitRule) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    rule.metadata.generation.hash(&mut hasher);
+    rule.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    rule.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What the controller needs besides the client.
+pub struct ControllerSettings {
+    /// Namespace to watch (None: all).
+    pub watch_namespace: Option<String>,
+    /// Bundle ConfigMap namespace.
+    pub namespace: String,
+    /// ConfigMap name prefix.
+    pub configmap_prefix: String,
+    /// Topic deletion deadline.
+    pub topic_deletion_timeout: Duration,
+    /// Full resync period of pool bundles.
+    pub resync_interval: Duration,
+    /// Event reporter instance (pod name).
+    pub identity: String,
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    topics: TopicManager,
+    settings: ControllerSettings,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let rules: Api<SplitRule> = match &settings.watch_namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    let (pools_tx, pools_rx) = mpsc::unbounded_channel::<Option<String>>();
+    let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
+
+    let deletions = pools_tx.clone();
+    let stream = watcher(rules, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| match event {
+            // Rules deleted without a finalizer are never reconciled: republish their pool here.
+            Ok(watcher::Event::Delete(rule)) => {
+                let _ = deletions.send(Some(rule.spec.router.clone()));
+            }
+            // After (re)listing, every pool is recomputed: rules may have gone while we were away.
+            Ok(watcher::Event::InitDone) => {
+                let _ = deletions.send(None);
+            }
+            _ => {}
+        })
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+
+    let reporter = Reporter {
+        controller: "streamsplit-operator".into(),
+        instance: Some(settings.identity.clone()),
+    };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        topics,
+        publisher: BundlePublisher::new(
+            client.clone(),
+            settings.namespace.clone(),
+            settings.configmap_prefix.clone(),
+        ),
+        store: reader.clone(),
+        recorder: Recorder::new(client, reporter),
+        metrics: health.metrics.clone(),
+        requeue: requeue_tx,
+        topic_deletion_timeout: settings.topic_deletion_timeout,
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    tokio::spawn(publish_pools(pools_rx, Arc::clone(&context)));
+    tokio::spawn(resync(pools_tx, settings.resync_interval));
+    health.started.store(true, Ordering::Release);
+
+    Controller::for_stream(stream, reader)
+        .reconcile_on(UnboundedReceiverStream::new(requeue_rx))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn resync(pools: mpsc::UnboundedSender<Option<String>>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if pools.send(None).is_err() {
+            return;
+        }
+    }
+}
+
+/// Republishes pools on request; `None` means every pool (known rules and existing ConfigMaps).
+async fn publish_pools(mut requests: mpsc::UnboundedReceiver<Option<String>>, ctx: Arc<Context>) {
+    while let Some(first) = requests.recv().await {
+        // Debounce: gather whatever else arrived meanwhile.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut wanted = vec![first];
+        while let Ok(more) = requests.try_recv() {
+            wanted.push(more);
+        }
+        let mut pools: BTreeSet<String> = wanted.iter().flatten().cloned().collect();
+        if wanted.iter().any(Option::is_none) {
+            pools.extend(all_pools(&ctx.store));
+            match ctx.publisher.published_pools().await {
+                Ok(published) => pools.extend(published),
+                Err(error) => tracing::warn!(%error, "cannot list bundle ConfigMaps"),
+            }
+        }
+        for pool in pools {
+            if streamsplit_rules::pool_name::validate_pool_name(&pool).is_err() {
+                continue;
+            }
+            match ctx.publisher.publish(&pool, &ctx.store, None).await {
+                Ok(publication) if publication.changed => {
+                    ctx.metrics.bundle_publishes.inc();
+                    for rule in ctx.store.state().iter().filter(|r| r.spec.router == pool) {
+                        let _ = ctx
+                            .requeue
+                            .send(kube::runtime::reflector::ObjectRef::from_obj(&**rule));
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(pool, %error, "cannot publish pool bundle"),
+            }
+        }
+    }
+}
+
+fn all_pools(store: &Store<SplitRule>) -> BTreeSet<String> {
+    store
+        .state()
+        .iter()
+        .map(|r| r.spec.router.clone())
+        .collect()
+}

@@ -1,0 +1,209 @@
+//! Publishes each router pool's bundle as a ConfigMap, by server-side apply.
+//!
+//! What a pool carries is decided here, from every SplitRule of the pool:
+//! - a valid rule whose topic exists is carried as it is now;
+//! - a rule that is invalid now (or whose topic is not ready) keeps the version already in the
+//!   published bundle, if any, so a typo never takes a running split offline;
+//! - deleted rules leave.
+//!
+//! The ConfigMap is written only when the bundle's content version changes: an unchanged rule
+//! set never churns the ConfigMap (or restarts anything downstream).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use streamsplit_rules::crd::SplitRule;
+use streamsplit_rules::{
+    sandboxed_engine, validate_spec, RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME,
+};
+use tokio::sync::Mutex;
+
+/// Field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "streamsplit-operator";
+/// Label naming the pool of a bundle ConfigMap.
+pub const POOL_LABEL: &str = "streamsplit.io/pool";
+/// Annotation repeating the bundle version, for humans and tools.
+pub const VERSION_ANNOTATION: &str = "streamsplit.io/bundle-version";
+
+/// How a rule is carried by its pool's bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// As its current spec says.
+    Current,
+    /// Its previously published version (the current one is not publishable).
+    Previous,
+}
+
+/// Result of publishing a pool.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// Version of the pool's bundle now.
+    pub version: String,
+    /// Whether this call changed the ConfigMap.
+    pub changed: bool,
+    /// Which rules the bundle carries, and how.
+    pub carried: BTreeMap<RuleId, Carried>,
+}
+
+/// Writes pool bundles.
+pub struct BundlePublisher {
+    client: Client,
+    namespace: String,
+    prefix: String,
+    lock: Mutex<()>,
+}
+
+/// The identity of a SplitRule object.
+pub fn rule_id(rule: &SplitRule) -> RuleId {
+    RuleId::new(rule.namespace().as_deref(), rule.name_any())
+}
+
+/// Whether the rule's target topic is known to exist, from its own status.
+fn topic_ready_in_status(rule: &SplitRule) -> bool {
+    let Some(status) = &rule.status else {
+        return false;
+    };
+    let topic_matches = status
+        .topic
+        .as_ref()
+        .is_some_and(|t| t.name == rule.spec.target_topic);
+    topic_matches
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "TopicReady" && c.status == "True")
+}
+
+impl BundlePublisher {
+    /// A publisher writing into `namespace` with ConfigMap names `<prefix><pool>`.
+    pub fn new(client: Client, namespace: String, prefix: String) -> Self {
+        BundlePublisher {
+            client,
+            namespace,
+            prefix,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// ConfigMap name of a pool.
+    pub fn configmap_name(&self, pool: &str) -> String {
+        format!("{}{pool}", self.prefix)
+    }
+
+    fn api(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The bundle currently published for a pool (`None` when absent or unreadable).
+    pub async fn current(&self, pool: &str) -> Result<Option<RuleBundle>, kube::Error> {
+        let Some(configmap) = self.api().get_opt(&self.configmap_name(pool)).await? else {
+            return Ok(None);
+        };
+        let Some(text) = configmap
+            .data
+            .as_ref()
+            .and_then(|d| d.get(BUNDLE_FILE_NAME))
+        else {
+            return Ok(None);
+        };
+        match RuleBundle::parse(text.as_bytes()) {
+            Ok(bundle) => Ok(Some(bundle)),
+            Err(error) => {
+                tracing::warn!(pool, %error, "published bundle is unreadable; it will be replaced");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Pools that have a bundle ConfigMap.
+    pub async fn published_pools(&self) -> Result<Vec<String>, kube::Error> {
+        let list = self
+            .api()
+            .list(&kube::api::ListParams::default().labels(POOL_LABEL))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|cm| cm.labels().get(POOL_LABEL).cloned())
+            .collect())
+    }
+
+    /// Recomputes and, if it changed, writes the bundle of `pool`. `focus` gives the freshly
+    /// determined topic readiness of the rule being reconciled (its status is not written yet).
+    pub async fn publish(
+        &self,
+        pool: &str,
+        store: &Store<SplitRule>,
+        focus: Option<(&RuleId, bool)>,
+    ) -> Result<Publication, kube::Error> {
+        let _serialised = self.lock.lock().await;
+        let current = self.current(pool).await?;
+        let engine = sandboxed_engine();
+        let mut carried = BTreeMap::new();
+        let mut definitions: Vec<RuleDefinition> = Vec::new();
+        for rule in store.state() {
+            if rule.spec.router != pool || rule.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let id = rule_id(&rule);
+            let topic_ready = match focus {
+                Some((focus_id, ready)) if *focus_id == id => ready,
+                _ => topic_ready_in_status(&rule),
+            };
+            if topic_ready && validate_spec(&engine, &rule.spec).is_ok() {
+                definitions.push(RuleDefinition::from_spec(id.clone(), &rule.spec));
+                carried.insert(id, Carried::Current);
+            } else if let Some(previous) = current
+                .as_ref()
+                .and_then(|b| b.rules.iter().find(|r| r.id == id))
+            {
+                definitions.push(previous.clone());
+                carried.insert(id, Carried::Previous);
+            }
+        }
+        let bundle = RuleBundle::build(pool, definitions);
+        if current
+            .as_ref()
+            .is_some_and(|c| c.version == bundle.version)
+        {
+            return Ok(Publication {
+                version: bundle.version,
+                changed: false,
+                carried,
+            });
+        }
+        let name = self.configmap_name(pool);
+        let configmap = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {
+                    POOL_LABEL: pool,
+                    "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                    "app.kubernetes.io/part-of": "streamsplit",
+                },
+                "annotations": { VERSION_ANNOTATION: bundle.version },
+            },
+            "data": { BUNDLE_FILE_NAME: bundle.to_json() },
+        });
+        self.api()
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(configmap),
+            )
+            .await?;
+        tracing::info!(pool, version = %bundle.version, rules = carried.len(), configmap = %name, "bundle published");
+        Ok(Publication {
+            version: bundle.version,
+            changed: true,
+            carried,
+        })
+    }
+}

@@ -1,0 +1,406 @@
+//! Reconciles one SplitRule: validate, ensure its topic, publish its pool's bundle, report.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use streamsplit_rules::crd::{SplitRule, SplitRuleStatus};
+use streamsplit_rules::{
+    sandboxed_engine, validate_spec, DeletionPolicy, RuleError, RuleId, TopicSpec,
+};
+use thiserror::Error;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::Metrics;
+use crate::publisher::{rule_id, BundlePublisher, FIELD_MANAGER};
+use crate::status::{desired_status, TopicVerdict, Verdict};
+use crate::topics::{TopicChange, TopicManager};
+
+/// Finalizer added to rules whose topic is deleted with them.
+pub const FINALIZER: &str = "streamsplit.io/topic-cleanup";
+
+/// How often a healthy rule is re-checked for drift (topic deleted behind our back, ...).
+const RESYNC: Duration = Duration::from_secs(300);
+/// Re-check interval while Kafka reports errors for the rule's topic.
+const KAFKA_RETRY: Duration = Duration::from_secs(15);
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Deleting the topic failed and the deadline to keep trying has not passed.
+    #[error("topic deletion: {0}")]
+    TopicDeletion(crate::topics::TopicError),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+}
+
+impl ReconcileError {
+    /// Metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(_) => "KubeApi",
+            ReconcileError::TopicDeletion(_) => "TopicDeletion",
+            ReconcileError::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Kafka topics.
+    pub topics: TopicManager,
+    /// Pool bundles.
+    pub publisher: BundlePublisher,
+    /// All SplitRules, as watched.
+    pub store: Store<SplitRule>,
+    /// Kubernetes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Rules to reconcile again (peers of a pool whose bundle changed).
+    pub requeue: UnboundedSender<ObjectRef<SplitRule>>,
+    /// How long a `Delete`-policy rule waits for Kafka before its finalizer is released anyway.
+    pub topic_deletion_timeout: Duration,
+    /// Consecutive failures per rule, for backoff.
+    pub failures: Mutex<HashMap<ObjectRef<SplitRule>, u32>>,
+}
+
+impl Context {
+    async fn event(&self, rule: &SplitRule, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &rule.object_ref(&())).await {
+            tracing::warn!(%error, reason, "cannot publish event");
+        }
+    }
+}
+
+fn deletion_policy(rule: &SplitRule) -> DeletionPolicy {
+    rule.spec
+        .topic
+        .as_ref()
+        .map(|t| t.deletion_policy)
+        .unwrap_or_default()
+}
+
+fn topic_settings(rule: &SplitRule) -> TopicSpec {
+    let mut settings = rule.spec.topic.clone().unwrap_or_default();
+    settings.deletion_policy = DeletionPolicy::Retain;
+    settings
+}
+
+/// The older rule (by creation time, then identity) that claims the same topic with different
+/// settings, if any.
+fn conflicting_owner(store: &Store<SplitRule>, rule: &SplitRule) -> Option<RuleId> {
+    let key = |r: &SplitRule| {
+        (
+            r.metadata.creation_timestamp.clone().map(|t| t.0),
+            rule_id(r),
+        )
+    };
+    let mine = key(rule);
+    store
+        .state()
+        .into_iter()
+        .filter(|other| {
+            other.metadata.deletion_timestamp.is_none()
+                && other.spec.target_topic == rule.spec.target_topic
+                && rule_id(other) != mine.1
+                && topic_settings(other) != topic_settings(rule)
+                && key(other) < mine
+        })
+        .map(|other| key(&other))
+        .min()
+        .map(|(_, id)| id)
+}
+
+/// Entry point called by the controller.
+pub async fn reconcile(rule: Arc<SplitRule>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let namespace = rule.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<SplitRule> = Api::namespaced(ctx.client.clone(), &namespace);
+    let uses_finalizer = deletion_policy(&rule) == DeletionPolicy::Delete
+        || rule.finalizers().iter().any(|f| f == FINALIZER);
+    let result = if uses_finalizer {
+        finalizer(&api, FINALIZER, rule, |event| async {
+            match event {
+                FinalizerEvent::Apply(rule) => apply(rule, &ctx, &api).await,
+                FinalizerEvent::Cleanup(rule) => cleanup(rule, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+    } else {
+        apply(rule, &ctx, &api).await
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    let label = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    result
+}
+
+/// Backoff for failed reconciles: 1 s doubling to 5 min.
+pub fn error_policy(rule: Arc<SplitRule>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[error.reason()])
+        .inc();
+    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+    let attempts = failures.entry(ObjectRef::from_obj(&*rule)).or_insert(0);
+    *attempts = attempts.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*attempts).min(8)).min(Duration::from_secs(300));
+    tracing::warn!(rule = %rule_id(&rule), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn apply(
+    rule: Arc<SplitRule>,
+    ctx: &Context,
+    api: &Api<SplitRule>,
+) -> Result<Action, ReconcileError> {
+    let id = rule_id(&rule);
+    let engine = sandboxed_engine();
+    let validity = validate_spec(&engine, &rule.spec).map(|_| ());
+
+    let topic = if matches!(validity, Err(RuleError::InvalidTopic(_))) {
+        TopicVerdict::InvalidName
+    } else if let Some(winner) = conflicting_owner(&ctx.store, &rule) {
+        TopicVerdict::Conflict { winner }
+    } else {
+        match ctx
+            .topics
+            .ensure(&rule.spec.target_topic, rule.spec.topic.as_ref())
+            .await
+        {
+            Ok((partitions, change)) => {
+                match change {
+                    TopicChange::Created => {
+                        ctx.event(
+                            &rule,
+                            EventType::Normal,
+                            "TopicCreated",
+                            format!(
+                                "created topic {} with {partitions} partitions",
+                                rule.spec.target_topic
+                            ),
+                        )
+                        .await
+                    }
+                    TopicChange::Grown => {
+                        ctx.event(
+                            &rule,
+                            EventType::Normal,
+                            "PartitionsIncreased",
+                            format!(
+                                "topic {} now has {partitions} partitions",
+                                rule.spec.target_topic
+                            ),
+                        )
+                        .await
+                    }
+                    TopicChange::Unchanged => {}
+                }
+                TopicVerdict::Ready { partitions }
+            }
+            Err(error) => TopicVerdict::Failed(error),
+        }
+    };
+
+    let publication = if matches!(validity, Err(RuleError::InvalidRouter(_))) {
+        None
+    } else {
+        let publication = ctx
+            .publisher
+            .publish(&rule.spec.router, &ctx.store, Some((&id, topic.is_ready())))
+            .await?;
+        if publication.changed {
+            ctx.metrics.bundle_publishes.inc();
+            requeue_pool_peers(ctx, &rule.spec.router, &id);
+        }
+        Some(publication)
+    };
+    let carried = publication
+        .as_ref()
+        .and_then(|p| p.carried.get(&id).copied());
+    let verdict = Verdict {
+        validity: &validity,
+        topic: &topic,
+        carried,
+        bundle_version: publication.as_ref().map(|p| p.version.as_str()),
+        pool: &rule.spec.router,
+        target_topic: &rule.spec.target_topic,
+    };
+    let status = desired_status(rule.metadata.generation, rule.status.as_ref(), &verdict);
+    report_transitions(ctx, &rule, rule.status.as_ref(), &status).await;
+    if rule.status.as_ref() != Some(&status) {
+        let patch = json!({ "apiVersion": "streamsplit.io/v1alpha1", "kind": "SplitRule", "status": status });
+        api.patch_status(
+            &rule.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    }
+    if deletion_policy(&rule) == DeletionPolicy::Retain
+        && rule.finalizers().iter().any(|f| f == FINALIZER)
+        && rule.metadata.deletion_timestamp.is_none()
+    {
+        remove_finalizer(api, &rule).await?;
+    }
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&ObjectRef::from_obj(&*rule));
+    Ok(match topic {
+        TopicVerdict::Failed(_) => Action::requeue(KAFKA_RETRY),
+        _ => Action::requeue(RESYNC),
+    })
+}
+
+/// The policy changed from `Delete` to `Retain`: the finalizer is no longer needed.
+async fn remove_finalizer(api: &Api<SplitRule>, rule: &SplitRule) -> Result<(), kube::Error> {
+    let remaining: Vec<&String> = rule
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = json!({ "metadata": { "finalizers": remaining, "resourceVersion": rule.resource_version() } });
+    api.patch(
+        &rule.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+fn requeue_pool_peers(ctx: &Context, pool: &str, except: &RuleId) {
+    for peer in ctx.store.state() {
+        if peer.spec.router == pool && rule_id(&peer) != *except {
+            let _ = ctx.requeue.send(ObjectRef::from_obj(&*peer));
+        }
+    }
+}
+
+fn condition_of<'a>(
+    status: Option<&'a SplitRuleStatus>,
+    type_: &str,
+) -> Option<&'a streamsplit_rules::crd::RuleCondition> {
+    status.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+}
+
+/// Kubernetes Events for condition transitions (not for every reconcile).
+async fn report_transitions(
+    ctx: &Context,
+    rule: &SplitRule,
+    old: Option<&SplitRuleStatus>,
+    new: &SplitRuleStatus,
+) {
+    for type_ in ["Valid", "TopicReady"] {
+        let (before, after) = (condition_of(old, type_), condition_of(Some(new), type_));
+        if let Some(after) = after {
+            let changed =
+                before.is_none_or(|b| b.status != after.status || b.reason != after.reason);
+            if changed && after.status == "False" {
+                ctx.event(
+                    rule,
+                    EventType::Warning,
+                    &after.reason,
+                    after.message.clone(),
+                )
+                .await;
+            }
+        }
+    }
+    let (before, after) = (condition_of(old, "Ready"), condition_of(Some(new), "Ready"));
+    if let Some(after) = after.filter(|a| a.status == "True") {
+        let became_ready = before.is_none_or(|b| b.status != "True");
+        let own_change_published =
+            old.and_then(|s| s.observed_generation) != new.observed_generation;
+        if became_ready || own_change_published {
+            ctx.event(rule, EventType::Normal, "Published", after.message.clone())
+                .await;
+        }
+    }
+}
+
+/// A rule with the `Delete` policy is going away: take it out of its bundle, then delete its
+/// topic unless another rule still uses it. Kafka being unreachable never blocks the deletion
+/// for longer than the configured timeout.
+async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let publication = ctx
+        .publisher
+        .publish(&rule.spec.router, &ctx.store, None)
+        .await?;
+    if publication.changed {
+        ctx.metrics.bundle_publishes.inc();
+        requeue_pool_peers(ctx, &rule.spec.router, &rule_id(&rule));
+    }
+    if deletion_policy(&rule) != DeletionPolicy::Delete {
+        return Ok(Action::await_change());
+    }
+    let topic = &rule.spec.target_topic;
+    let users: Vec<RuleId> = ctx
+        .store
+        .state()
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none() && r.spec.target_topic == *topic)
+        .map(|r| rule_id(r))
+        .collect();
+    if let Some(user) = users.first() {
+        ctx.event(
+            &rule,
+            EventType::Normal,
+            "TopicKept",
+            format!("topic {topic} is still used by {user}; not deleting it"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    match ctx.topics.delete(topic).await {
+        Ok(()) => {
+            ctx.event(
+                &rule,
+                EventType::Normal,
+                "TopicDeleted",
+                format!("deleted topic {topic}"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            let deleting_for = rule
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .and_then(|t| SystemTime::now().duration_since(SystemTime::from(t.0)).ok())
+                .unwrap_or_default();
+            if deleting_for >= ctx.topic_deletion_timeout {
+                ctx.event(&rule, EventType::Warning, "TopicDeletionFailed", format!("could not delete topic {topic} within {:?}: {error}; releasing the rule, delete the topic by hand", ctx.topic_deletion_timeout)).await;
+                Ok(Action::await_change())
+            } else {
+                Err(ReconcileError::TopicDeletion(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! A rule's status from the reconciler's verdict: `Valid`, `TopicReady` and `Ready` conditions
+//! in the standard shape, the topic, and the bundle version.
+
+use std::time::SystemTime;
+
+use streamsplit_rules::crd::{RuleCondition, SplitRuleStatus, TopicStatus};
+use streamsplit_rules::{RuleError, RuleId};
+
+use crate::publisher::Carried;
+use crate::topics::TopicError;
+
+/// What happened to the target topic.
+#[derive(Debug)]
+pub enum TopicVerdict {
+    /// The topic exists as asked.
+    Ready {
+        /// Its partitions.
+        partitions: i32,
+    },
+    /// `targetTopic` is not a legal name; nothing was attempted.
+    InvalidName,
+    /// An older rule claims the same topic with other settings.
+    Conflict {
+        /// The older rule.
+        winner: RuleId,
+    },
+    /// Kafka could not make it so.
+    Failed(TopicError),
+}
+
+impl TopicVerdict {
+    /// Whether copies can be produced to the topic as the rule intends.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, TopicVerdict::Ready { .. })
+    }
+}
+
+/// Everything the status is computed from.
+#[derive(Debug)]
+pub struct Verdict<'a> {
+    /// Validation result.
+    pub validity: &'a Result<(), RuleError>,
+    /// Topic result.
+    pub topic: &'a TopicVerdict,
+    /// How the pool's bundle carries the rule (None: not at all).
+    pub carried: Option<Carried>,
+    /// The pool's bundle version.
+    pub bundle_version: Option<&'a str>,
+    /// Pool name.
+    pub pool: &'a str,
+    /// Target topic.
+    pub target_topic: &'a str,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    old: Option<&SplitRuleStatus>,
+) -> RuleCondition {
+    let status = if ok { "True" } else { "False" };
+    let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => now(),
+    };
+    RuleCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+/// The status a rule should have.
+pub fn desired_status(
+    generation: Option<i64>,
+    old: Option<&SplitRuleStatus>,
+    verdict: &Verdict<'_>,
+) -> SplitRuleStatus {
+    let valid = match verdict.validity {
+        Ok(()) => condition(
+            "Valid",
+            true,
+            "Valid",
+            "condition compiles and its tests pass".into(),
+            generation,
+            old,
+        ),
+        Err(error) => condition(
+            "Valid",
+            false,
+            error.reason(),
+            error.to_string(),
+            generation,
+            old,
+        ),
+    };
+    let topic = match verdict.topic {
+        TopicVerdict::Ready { partitions } => condition(
+            "TopicReady", true, "TopicReady",
+            format!("topic {} exists with {partitions} partitions", verdict.target_topic), generation, old),
+        TopicVerdict::InvalidName => condition("TopicReady", false, "InvalidTopic", "targetTopic is not a legal Kafka topic name".into(), generation, old),
+        TopicVerdict::Conflict { winner } => condition(
+            "TopicReady", false, "ResourceConflict",
+            format!("topic {} is already claimed by the older rule {winner} with different topic settings", verdict.target_topic),
+            generation, old),
+        TopicVerdict::Failed(error) => condition("TopicReady", false, error.reason(), error.to_string(), generation, old),
+    };
+    let keeping = if verdict.carried == Some(Carried::Previous) {
+        "; the previously published version of this rule keeps routing"
+    } else {
+        ""
+    };
+    let ready = match (verdict.validity, verdict.topic.is_ready(), verdict.carried) {
+        (Ok(()), true, Some(Carried::Current)) => condition(
+            "Ready",
+            true,
+            "Published",
+            format!(
+                "routing in bundle {} of pool {}",
+                verdict.bundle_version.unwrap_or(""),
+                verdict.pool
+            ),
+            generation,
+            old,
+        ),
+        (Err(error), _, _) => condition(
+            "Ready",
+            false,
+            error.reason(),
+            format!("{error}{keeping}"),
+            generation,
+            old,
+        ),
+        (Ok(()), false, _) => condition(
+            "Ready",
+            false,
+            &topic.reason,
+            format!("{}{keeping}", topic.message),
+            generation,
+            old,
+        ),
+        (Ok(()), true, _) => condition(
+            "Ready",
+            false,
+            "NotPublished",
+            "the rule is not in its pool's bundle yet".into(),
+            generation,
+            old,
+        ),
+    };
+    SplitRuleStatus {
+        observed_generation: generation,
+        conditions: vec![ready, valid, topic],
+        topic: match verdict.topic {
+            TopicVerdict::Ready { partitions } => Some(TopicStatus {
+                name: verdict.target_topic.into(),
+                partitions: *partitions,
+            }),
+            _ => None,
+        },
+        bundle_version: verdict
+            .carried
+            .and(verdict.bundle_version.map(String::from)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamsplit_rules::CompileError;
+
+    fn verdict<'a>(
+        validity: &'a Result<(), RuleError>,
+        topic: &'a TopicVerdict,
+        carried: Option<Carried>,
+    ) -> Verdict<'a> {
+        Verdict {
+            validity,
+            topic,
+            carried,
+            bundle_version: Some("sha256:v"),
+            pool: "default",
+            target_topic: "t",
+        }
+    }
+
+    #[test]
+    fn a_published_valid_rule_is_ready() {
+        let status = desired_status(
+            Some(3),
+            None,
+            &verdict(
+                &Ok(()),
+                &TopicVerdict::Ready { partitions: 2 },
+                Some(Carried::Current),
+            ),
+        );
+        let ready = &status.conditions[0];
+        assert_eq!(
+            (
+                ready.type_.as_str(),
+                ready.status.as_str(),
+                ready.reason.as_str()
+            ),
+            ("Ready", "True", "Published")
+        );
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.bundle_version.as_deref(), Some("sha256:v"));
+        assert_eq!(
+            status.topic,
+            Some(TopicStatus {
+                name: "t".into(),
+                partitions: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_compile_error_says_where_and_that_the_previous_version_keeps_routing() {
+        let error = Err(RuleError::Compile(CompileError {
+            message: "Expecting ')'".into(),
+            line: 1,
+            column: 9,
+        }));
+        let status = desired_status(
+            Some(2),
+            None,
+            &verdict(
+                &error,
+                &TopicVerdict::Ready { partitions: 1 },
+                Some(Carried::Previous),
+            ),
+        );
+        let ready = &status.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "CompileError")
+        );
+        assert!(
+            ready.message.contains("line 1, column 9"),
+            "{}",
+            ready.message
+        );
+        assert!(
+            ready.message.contains("previously published version"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn transition_time_only_moves_when_the_status_flips() {
+        let ok = desired_status(
+            Some(1),
+            None,
+            &verdict(
+                &Ok(()),
+                &TopicVerdict::Ready { partitions: 1 },
+                Some(Carried::Current),
+            ),
+        );
+        let mut aged = ok.clone();
+        for c in &mut aged.conditions {
+            c.last_transition_time = "2000-01-01T00:00:00Z".into();
+        }
+        let again = desired_status(
+            Some(2),
+            Some(&aged),
+            &verdict(
+                &Ok(()),
+                &TopicVerdict::Ready { partitions: 1 },
+                Some(Carried::Current),
+            ),
+        );
+        assert!(again
+            .conditions
+            .iter()
+            .all(|c| c.last_transition_time == "2000-01-01T00:00:00Z"));
+        let flipped = desired_status(
+            Some(2),
+            Some(&aged),
+            &verdict(&Ok(()), &TopicVerdict::InvalidName, None),
+        );
+        assert_ne!(
+            flipped.conditions[0].last_transition_time,
+            "2000-01-01T00:00:00Z"
+        );
+    }
+}
