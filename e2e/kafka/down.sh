@@ -5,7 +5,8 @@ PORT="${STREAMSPLIT_KAFKA_PORT:-19092}"
 STATE="${STREAMSPLIT_STATE:-${TMPDIR:-/tmp}/streamsplit-e2e}/kafka-$PORT"
 if [ -f "$STATE/pid" ]; then
   pid="$(cat "$STATE/pid")"
-  if kill "$pid" 2>/dev/null; then
+  # up.sh started the broker in its own session: stop the whole group.
+  if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$STATE/pid"

@@ -32,11 +32,16 @@ if [ ! -x "$VENV/bin/noida-db" ]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "noida-db==$NOIDA_VERSION" >&2
 fi
 
+# The console script is a Python wrapper that spawns the server; run the server itself so the
+# recorded pid is the broker and down.sh really stops it.
+SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f | head -1)"
+[ -x "$SERVER" ] || { log "noida-db server binary not found in $VENV"; exit 1; }
+
 mkdir -p "$STATE"
 rm -rf "$STATE/data"
 log "starting noida-db on 127.0.0.1:$PORT (data in $STATE/data, log in $STATE/broker.log)"
 # setsid detaches the broker from the caller's process group so it outlives the calling shell.
-setsid "$VENV/bin/noida-db" start --only kafka --host 127.0.0.1 --kafka-port "$PORT" \
+setsid "$SERVER" start --only kafka --host 127.0.0.1 --kafka-port "$PORT" \
   --data-dir "$STATE/data" >"$STATE/broker.log" 2>&1 < /dev/null &
 echo $! > "$STATE/pid"
 
