@@ -16,6 +16,9 @@ echo "test.sh: Kafka at $STREAMSPLIT_TEST_BROKERS" >&2
 eval "$(e2e/cluster/up.sh)"
 echo "test.sh: Kubernetes API at $(grep server: "$KUBECONFIG" | awk '{print $2}')" >&2
 
+# Chart, alerts and dashboard with the real tools (helm, kubernetes-validate, promtool).
+e2e/chart-checks.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then

@@ -140,6 +140,21 @@ impl Broker {
         Ok(())
     }
 
+    /// Deletes a topic.
+    pub fn delete_topic(&self, topic: &str) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let results = futures::executor::block_on(admin.delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        ))?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                anyhow::bail!("cannot delete topic {topic}: {code}");
+            }
+        }
+        Ok(())
+    }
+
     /// Produces records and waits until all are acknowledged.
     pub fn produce(&self, topic: &str, records: &[TestRecord]) -> anyhow::Result<()> {
         let producer: BaseProducer = self

@@ -66,12 +66,14 @@ pub async fn run(
     let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
 
     let deletions = pools_tx.clone();
+    let metrics = health.metrics.clone();
     let stream = watcher(rules, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| match event {
             // Rules deleted without a finalizer are never reconciled: republish their pool here.
             Ok(watcher::Event::Delete(rule)) => {
+                metrics.forget_rule(&crate::publisher::rule_id(rule).to_string());
                 let _ = deletions.send(Some(rule.spec.router.clone()));
             }
             // After (re)listing, every pool is recomputed: rules may have gone while we were away.

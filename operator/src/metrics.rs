@@ -1,6 +1,11 @@
 //! Prometheus metrics of the operator.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// All operator metrics.
 #[derive(Clone)]
@@ -17,6 +22,14 @@ pub struct Metrics {
     pub bundle_publishes: IntCounter,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
+    /// 1 when a SplitRule is Ready, 0 when not, by `namespace/name` and the Ready reason.
+    pub rule_ready: IntGaugeVec,
+    /// The reason label currently exported per rule, so a changed reason replaces its series.
+    rule_reasons: Arc<Mutex<HashMap<String, String>>>,
+}
+
+fn unreachable_error(error: prometheus::Error) -> ! {
+    unreachable!("metric definitions are constant and valid: {error}")
 }
 
 impl Metrics {
@@ -30,7 +43,7 @@ impl Metrics {
             ),
             &["result"],
         )
-        .unwrap_or_else(|e| unreachable!("{e}"));
+        .unwrap_or_else(|e| unreachable_error(e));
         let reconcile_errors = IntCounterVec::new(
             Opts::new(
                 "streamsplit_operator_reconcile_errors_total",
@@ -38,35 +51,49 @@ impl Metrics {
             ),
             &["reason"],
         )
-        .unwrap_or_else(|e| unreachable!("{e}"));
+        .unwrap_or_else(|e| unreachable_error(e));
         let reconcile_duration = Histogram::with_opts(HistogramOpts::new(
             "streamsplit_operator_reconcile_duration_seconds",
             "Time to reconcile one SplitRule.",
         ))
-        .unwrap_or_else(|e| unreachable!("{e}"));
+        .unwrap_or_else(|e| unreachable_error(e));
         let bundle_publishes = IntCounter::new(
             "streamsplit_operator_bundle_publishes_total",
             "Rule-bundle ConfigMaps written.",
         )
-        .unwrap_or_else(|e| unreachable!("{e}"));
+        .unwrap_or_else(|e| unreachable_error(e));
         let leader = IntGauge::new(
             "streamsplit_operator_leader",
             "1 while this replica holds the leader lease.",
         )
-        .unwrap_or_else(|e| unreachable!("{e}"));
-        for collector in [
-            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+        .unwrap_or_else(|e| unreachable_error(e));
+        let rule_ready = IntGaugeVec::new(
+            Opts::new(
+                "streamsplit_operator_rule_ready",
+                "1 when the SplitRule is Ready, else 0.",
+            ),
+            &["rule", "reason"],
+        )
+        .unwrap_or_else(|e| unreachable_error(e));
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+            Box::new(reconciles.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(bundle_publishes.clone()),
             Box::new(leader.clone()),
-        ] {
+            Box::new(rule_ready.clone()),
+        ];
+        for collector in collectors {
             registry
                 .register(collector)
-                .unwrap_or_else(|e| unreachable!("metric names are unique: {e}"));
+                .unwrap_or_else(|e| unreachable_error(e));
         }
         for result in ["success", "error"] {
             reconciles.with_label_values(&[result]);
+        }
+        // The reasons are a small fixed set (ReconcileError::reason): expose them as zeros.
+        for reason in ["KubeApi", "TopicDeletion", "Finalizer"] {
+            reconcile_errors.with_label_values(&[reason]);
         }
         Metrics {
             registry,
@@ -75,6 +102,29 @@ impl Metrics {
             reconcile_duration,
             bundle_publishes,
             leader,
+            rule_ready,
+            rule_reasons: Arc::default(),
+        }
+    }
+
+    /// Records a rule's readiness.
+    pub fn set_rule_ready(&self, rule: &str, ready: bool, reason: &str) {
+        let mut reasons = self.rule_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = reasons.insert(rule.to_string(), reason.to_string()) {
+            if previous != reason {
+                let _ = self.rule_ready.remove_label_values(&[rule, &previous]);
+            }
+        }
+        self.rule_ready
+            .with_label_values(&[rule, reason])
+            .set(i64::from(ready));
+    }
+
+    /// Drops a deleted rule's series.
+    pub fn forget_rule(&self, rule: &str) {
+        let mut reasons = self.rule_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = reasons.remove(rule) {
+            let _ = self.rule_ready.remove_label_values(&[rule, &previous]);
         }
     }
 

@@ -252,6 +252,10 @@ async fn apply(
     };
     let status = desired_status(rule.metadata.generation, rule.status.as_ref(), &verdict);
     report_transitions(ctx, &rule, rule.status.as_ref(), &status).await;
+    if let Some(ready) = status.conditions.iter().find(|c| c.type_ == "Ready") {
+        ctx.metrics
+            .set_rule_ready(&id.to_string(), ready.status == "True", &ready.reason);
+    }
     if rule.status.as_ref() != Some(&status) {
         let patch = json!({ "apiVersion": "streamsplit.io/v1alpha1", "kind": "SplitRule", "status": status });
         api.patch_status(
@@ -348,6 +352,7 @@ async fn report_transitions(
 /// topic unless another rule still uses it. Kafka being unreachable never blocks the deletion
 /// for longer than the configured timeout.
 async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, ReconcileError> {
+    ctx.metrics.forget_rule(&rule_id(&rule).to_string());
     let publication = ctx
         .publisher
         .publish(&rule.spec.router, &ctx.store, None)

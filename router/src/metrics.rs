@@ -36,6 +36,9 @@ pub struct Metrics {
     pub record_processing_seconds: Histogram,
     /// Records consumed but not yet committed, by source topic and partition.
     pub commit_lag: IntGaugeVec,
+    /// Records in the partition not yet consumed and committed (high watermark minus committed
+    /// offset), from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
     /// Partitions currently assigned to this router.
     pub assigned_partitions: IntGauge,
 }
@@ -150,6 +153,11 @@ impl Metrics {
             commit_lag: gauge_vec(
                 "streamsplit_commit_lag",
                 "Records consumed but not yet committed.",
+                &["topic", "partition"],
+            ),
+            consumer_lag: gauge_vec(
+                "streamsplit_consumer_lag",
+                "Records behind the partition's high watermark (from librdkafka statistics).",
                 &["topic", "partition"],
             ),
             assigned_partitions: gauge(

@@ -23,7 +23,23 @@ pub struct RouterConsumerContext {
     pub revoke_flush_timeout: Duration,
 }
 
-impl ClientContext for RouterConsumerContext {}
+impl ClientContext for RouterConsumerContext {
+    /// librdkafka statistics (every `statistics.interval.ms`): the consumer lag per partition,
+    /// i.e. how far the committed position is behind the partition's high watermark.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic_name, topic) in &statistics.topics {
+            for (partition, stats) in &topic.partitions {
+                if *partition < 0 || stats.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic_name.as_str(), partition.to_string().as_str()])
+                    .set(stats.consumer_lag);
+            }
+        }
+    }
+}
 
 fn partition_keys(list: &TopicPartitionList) -> Vec<PartitionKey> {
     list.elements()
@@ -60,10 +76,10 @@ impl ConsumerContext for RouterConsumerContext {
             }
         }
         for (topic, partition) in &keys {
-            let _ = self
-                .metrics
-                .commit_lag
-                .remove_label_values(&[&**topic, partition.to_string().as_str()]);
+            let partition = partition.to_string();
+            let labels = [&**topic, partition.as_str()];
+            let _ = self.metrics.commit_lag.remove_label_values(&labels);
+            let _ = self.metrics.consumer_lag.remove_label_values(&labels);
         }
         self.metrics.assigned_partitions.set(0);
     }

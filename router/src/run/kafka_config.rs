@@ -75,7 +75,8 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set("statistics.interval.ms", "5000");
         if let Some(instance_id) = &self.instance_id {
             config.set("group.instance.id", instance_id);
         }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Checks of the Helm chart and the alerts with the real tools (installed by e2e/tools.sh):
+# helm lint/template (default and all optional features), the chart's CRD equals crds/,
+# kubernetes-validate --strict, apply to the e2e kube-apiserver, bad values rejected by the
+# schema, promtool check + unit tests of every alert. Needs KUBECONFIG (e2e/cluster/up.sh).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+eval "$(e2e/tools.sh)"
+CHART=charts/streamsplit
+OUT=target/chart-checks
+rm -rf "$OUT" && mkdir -p "$OUT"
+step() { echo "chart-checks: $*" >&2; }
+
+step "the chart's CRD is crds/splitrule.yaml"
+cmp crds/splitrule.yaml "$CHART/crds/splitrule.yaml"
+
+for variant in default all-features; do
+  args=()
+  [ "$variant" = all-features ] && args=(-f "$CHART/ci/all-features-values.yaml")
+  step "helm lint ($variant)"
+  helm lint --strict "$CHART" "${args[@]}" >&2
+  step "helm template ($variant)"
+  helm template streamsplit "$CHART" --namespace streamsplit-system --include-crds "${args[@]}" > "$OUT/$variant.yaml"
+  # Monitoring resources are custom resources of the Prometheus Operator: no built-in schema.
+  python3 - "$OUT/$variant.yaml" "$OUT/$variant-core.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+core = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+yaml.safe_dump_all(core, open(sys.argv[2], "w"), sort_keys=False)
+print(f"{len(docs)} documents, {len(core)} with built-in schemas", file=sys.stderr)
+PY
+  for version in 1.25.0 1.37.0; do
+    step "kubernetes-validate --strict against $version ($variant)"
+    kubernetes-validate --strict --quiet -k "$version" "$OUT/$variant-core.yaml" >&2
+  done
+done
+
+step "bad values are rejected by values.schema.json"
+if helm template streamsplit "$CHART" --set 'routers[0].name=Not_A_Label' > /dev/null 2> "$OUT/bad-values.log"; then
+  echo "chart-checks: an invalid pool name was accepted" >&2; exit 1
+fi
+grep -q "routers" "$OUT/bad-values.log"
+
+step "apply to the e2e kube-apiserver (CRDs, RBAC, Deployments, Services)"
+ns="chart-check-$$"
+kubectl create namespace "$ns" >/dev/null
+kubectl create namespace tracking --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+trap 'kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true' EXIT
+for variant in default all-features; do
+  sed "s/namespace: streamsplit-system/namespace: $ns/" "$OUT/$variant-core.yaml" > "$OUT/$variant-apply.yaml"
+  kubectl apply --server-side --field-manager chart-checks --force-conflicts -f "$OUT/$variant-apply.yaml" >&2
+done
+kubectl get deployment -n "$ns" -o name | grep -q router-default
+
+step "promtool check rules + unit tests of every alert"
+python3 - "$OUT/all-features.yaml" "$OUT/rules.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+yaml.safe_dump(rule["spec"], open(sys.argv[2], "w"), sort_keys=False)
+PY
+promtool check rules "$OUT/rules.yaml" >&2
+python3 - "$OUT/rules.yaml" docs/runbook.md <<'PY'
+import sys, yaml
+rules = [r for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"]]
+runbook = open(sys.argv[2]).read()
+missing = [r["alert"] for r in rules if f"## {r['alert']}\n" not in runbook]
+assert not missing, f"alerts without a runbook section: {missing}"
+assert all(r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower()) for r in rules)
+print(f"{len(rules)} alerts, each with a runbook section", file=sys.stderr)
+PY
+cp e2e/monitoring/alerts_test.yaml "$OUT/"
+promtool test rules "$OUT/alerts_test.yaml" >&2
+step "all chart checks passed"
