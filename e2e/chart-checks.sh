@@ -52,6 +52,39 @@ for variant in default all-features; do
 done
 kubectl get deployment -n "$ns" -o name | grep -q router-default
 
+if [ -n "${STREAMSPLIT_TEST_BROKERS:-}" ] && [ -x target/debug/streamsplit-operator ]; then
+  step "the operator works with exactly the chart's RBAC (impersonating its ServiceAccount)"
+  python3 - "$KUBECONFIG" "$OUT/operator-kubeconfig" "system:serviceaccount:$ns:streamsplit-operator" <<'PY'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+for user in config["users"]:
+    user["user"]["as"] = sys.argv[3]
+yaml.safe_dump(config, open(sys.argv[2], "w"))
+PY
+  rules_ns="$ns-rules"
+  kubectl create namespace "$rules_ns" >/dev/null
+  trap 'kubectl delete namespace "$ns" "$rules_ns" --wait=false >/dev/null 2>&1 || true; kill "${op_pid:-0}" 2>/dev/null || true' EXIT
+  KUBECONFIG="$OUT/operator-kubeconfig" target/debug/streamsplit-operator --brokers "$STREAMSPLIT_TEST_BROKERS" \
+    --namespace "$ns" --watch-namespace "$rules_ns" --default-partitions 1 --default-replication-factor 1 --metrics-addr 127.0.0.1:0 \
+    > "$OUT/operator.log" 2>&1 &
+  op_pid=$!
+  cat <<RULE | kubectl apply -n "$rules_ns" -f - >&2
+apiVersion: streamsplit.io/v1alpha1
+kind: SplitRule
+metadata: {name: rbac-check}
+spec: {condition: "true", targetTopic: chart-check-$$}
+RULE
+  if ! kubectl wait --for condition=Ready "splitrule/rbac-check" -n "$rules_ns" --timeout 60s >&2; then
+    tail -30 "$OUT/operator.log" >&2
+    exit 1
+  fi
+  kubectl get configmap streamsplit-rules-default -n "$ns" -o name >&2
+  if grep -qi "forbidden" "$OUT/operator.log"; then
+    echo "chart-checks: the operator hit RBAC denials:" >&2; grep -i forbidden "$OUT/operator.log" | head -5 >&2; exit 1
+  fi
+  kill "$op_pid"
+fi
+
 step "promtool check rules + unit tests of every alert"
 python3 - "$OUT/all-features.yaml" "$OUT/rules.yaml" <<'PY'
 import sys, yaml

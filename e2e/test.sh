@@ -16,10 +16,12 @@ echo "test.sh: Kafka at $STREAMSPLIT_TEST_BROKERS" >&2
 eval "$(e2e/cluster/up.sh)"
 echo "test.sh: Kubernetes API at $(grep server: "$KUBECONFIG" | awk '{print $2}')" >&2
 
-# Chart, alerts and dashboard with the real tools (helm, kubernetes-validate, promtool).
+cargo fmt --all -- --check
+cargo build --workspace --locked
+# Chart, alerts and dashboard with the real tools (helm, kubernetes-validate, promtool), and the
+# operator running with exactly the chart's RBAC.
 e2e/chart-checks.sh
 
-cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast --failure-output final
