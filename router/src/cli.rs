@@ -50,9 +50,31 @@ pub enum Command {
         /// JSON-lines input; standard input when absent.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// How conditions are evaluated.
+        #[arg(long, value_enum, default_value_t = Engine::Fast)]
+        engine: Engine,
     },
     /// Consume the source topics and route records until SIGTERM/SIGINT.
     Run(Box<RunArgs>),
+}
+
+/// How conditions are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// Compiled fast path and rule index where they apply, Rhai for the rest.
+    Fast,
+    /// Rhai for every rule and record (for comparison).
+    Rhai,
+}
+
+impl Engine {
+    /// The rule-set mode.
+    pub fn mode(self) -> streamsplit_rules::EvalMode {
+        match self {
+            Engine::Fast => streamsplit_rules::EvalMode::Fast,
+            Engine::Rhai => streamsplit_rules::EvalMode::RhaiOnly,
+        }
+    }
 }
 
 /// Options of `run`.
@@ -109,6 +131,13 @@ pub struct RunArgs {
     /// Longest wait for in-flight copies on shutdown and when partitions are revoked.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// How conditions are evaluated.
+    #[arg(long, value_enum, default_value_t = Engine::Fast)]
+    pub engine: Engine,
+    /// Copy every record to this topic without evaluating any rule: the baseline the benchmarks
+    /// compare rule evaluation against (same consumer, producer and commit path).
+    #[arg(long, hide = true, conflicts_with_all = ["rules", "config_dir"])]
+    pub pass_through_topic: Option<String>,
     /// Queue size of the best-effort producer; beyond it best-effort copies are dropped.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]
     pub best_effort_queue: usize,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use streamsplit_rules::{compile_manifests, load_manifests, RuleSet};
+use streamsplit_rules::{compile_manifests_with, load_manifests, RuleSet};
 
 use cli::{Cli, Command, RunArgs};
 use run::kafka_config::KafkaSettings;
@@ -34,12 +34,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Eval { rules, input } => eval(&rules, input.as_deref()),
+        Command::Eval {
+            rules,
+            input,
+            engine,
+        } => eval(&rules, input.as_deref(), engine.mode()),
         Command::Run(args) => run(*args),
     }
 }
 
-fn eval(paths: &[std::path::PathBuf], input: Option<&std::path::Path>) -> ExitCode {
+fn eval(
+    paths: &[std::path::PathBuf],
+    input: Option<&std::path::Path>,
+    mode: streamsplit_rules::EvalMode,
+) -> ExitCode {
     let manifests = match load_manifests(paths) {
         Ok(manifests) => manifests,
         Err(error) => {
@@ -47,7 +55,7 @@ fn eval(paths: &[std::path::PathBuf], input: Option<&std::path::Path>) -> ExitCo
             return ExitCode::from(2);
         }
     };
-    let (rules, quarantined) = compile_manifests(&manifests);
+    let (rules, quarantined) = compile_manifests_with(&manifests, mode);
     for rule in &quarantined {
         eprintln!("warning: rule {} left out: {}", rule.id, rule.error);
     }
@@ -84,7 +92,12 @@ fn run(args: RunArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         let metrics = metrics::Metrics::new();
-        let router = if let Some(config_dir) = &args.config_dir {
+        let router = if let Some(topic) = &args.pass_through_topic {
+            let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
+            let mut router = Router::new(empty, true, metrics);
+            router.pass_through = Some(run::PassThrough::new(topic, &router.metrics));
+            Arc::new(router)
+        } else if let Some(config_dir) = &args.config_dir {
             let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
             let router = Arc::new(Router::new(empty, false, metrics));
             let fallback = args
@@ -94,15 +107,19 @@ fn run(args: RunArgs) -> ExitCode {
             if fallback.is_none() {
                 tracing::warn!("no --state-dir: no fallback copy of the bundle is kept");
             }
-            let reloader =
-                config::Reloader::start(Arc::clone(&router), config_dir.clone(), fallback);
+            let reloader = config::Reloader::start(
+                Arc::clone(&router),
+                config_dir.clone(),
+                fallback,
+                args.engine.mode(),
+            );
             if let Err(error) = config::watcher::spawn(reloader, args.config_poll_interval) {
                 tracing::error!(%error, "cannot start the config watcher");
                 return ExitCode::from(2);
             }
             router
         } else if !args.rules.is_empty() {
-            match rule_source::from_manifests(&args.rules, &metrics) {
+            match rule_source::from_manifests(&args.rules, args.engine.mode(), &metrics) {
                 Ok(rules) => Arc::new(Router::new(rules, true, metrics)),
                 Err(error) => {
                     tracing::error!(%error, "cannot load rules");

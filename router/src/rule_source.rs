@@ -3,15 +3,21 @@
 
 use std::path::PathBuf;
 
-use streamsplit_rules::{compile_manifests, content_version, load_manifests, ManifestError};
+use streamsplit_rules::{
+    compile_manifests_with, content_version, load_manifests, EvalMode, ManifestError,
+};
 
 use crate::metrics::Metrics;
 use crate::run::live_rules::LiveRules;
 
 /// Compiles manifests once; rules that fail validation are quarantined and logged.
-pub fn from_manifests(paths: &[PathBuf], metrics: &Metrics) -> Result<LiveRules, ManifestError> {
+pub fn from_manifests(
+    paths: &[PathBuf],
+    mode: EvalMode,
+    metrics: &Metrics,
+) -> Result<LiveRules, ManifestError> {
     let manifests = load_manifests(paths)?;
-    let (rules, quarantined) = compile_manifests(&manifests);
+    let (rules, quarantined) = compile_manifests_with(&manifests, mode);
     for rule in &quarantined {
         tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
     }

@@ -114,7 +114,12 @@ impl RuleBundle {
 
     /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
     pub fn compile(&self) -> (RuleSet, Vec<QuarantinedRule>) {
-        RuleSet::compile(self.rules.iter().cloned())
+        self.compile_with(crate::EvalMode::Fast)
+    }
+
+    /// Like [`RuleBundle::compile`], choosing how conditions are evaluated.
+    pub fn compile_with(&self, mode: crate::EvalMode) -> (RuleSet, Vec<QuarantinedRule>) {
+        RuleSet::compile_with(self.rules.iter().cloned(), mode)
     }
 }
 

@@ -7,10 +7,12 @@ pub mod condition;
 pub mod crd;
 pub mod definition;
 pub mod engine;
+pub mod fast;
 pub mod manifest;
 pub mod pool_name;
 pub mod record;
 pub mod rule_id;
+pub mod rule_index;
 pub mod rule_set;
 pub mod spec;
 pub mod topic_name;
@@ -21,10 +23,13 @@ pub use condition::{CompileError, Condition, EvalError};
 pub use definition::RuleDefinition;
 pub use engine::sandboxed_engine;
 pub use manifest::{
-    compile_manifests, load_manifests, parse_manifests, ManifestError, SplitRuleManifest,
+    compile_manifests, compile_manifests_with, load_manifests, parse_manifests, ManifestError,
+    SplitRuleManifest,
 };
 pub use record::DecodeError;
 pub use rule_id::RuleId;
-pub use rule_set::{Delivery, Evaluation, QuarantinedRule, RuleFailure, RuleSet};
+pub use rule_set::{
+    CompiledRule, Delivery, EvalMode, Evaluation, QuarantinedRule, RuleFailure, RuleSet,
+};
 pub use spec::{DeletionPolicy, Expectation, Mode, RuleTest, SplitRuleSpec, Tier, TopicSpec};
 pub use validation::{validate_spec, RuleError, TestFailure};

@@ -159,6 +159,14 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
 pub fn compile_manifests(
     manifests: &[SplitRuleManifest],
 ) -> (crate::RuleSet, Vec<crate::QuarantinedRule>) {
+    compile_manifests_with(manifests, crate::EvalMode::Fast)
+}
+
+/// Like [`compile_manifests`], choosing how conditions are evaluated.
+pub fn compile_manifests_with(
+    manifests: &[SplitRuleManifest],
+    mode: crate::EvalMode,
+) -> (crate::RuleSet, Vec<crate::QuarantinedRule>) {
     let engine = crate::sandboxed_engine();
     let mut quarantined = Vec::new();
     let mut valid = Vec::new();
@@ -171,7 +179,7 @@ pub fn compile_manifests(
             }),
         }
     }
-    let (set, more) = crate::RuleSet::compile(valid);
+    let (set, more) = crate::RuleSet::compile_with(valid, mode);
     quarantined.extend(more);
     (set, quarantined)
 }

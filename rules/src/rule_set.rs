@@ -11,10 +11,22 @@ use rhai::{Engine, Scope};
 use crate::condition::{Condition, EvalError};
 use crate::definition::RuleDefinition;
 use crate::engine::{sandboxed_engine, RECORD_VARIABLE};
+use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
+use crate::rule_index::RuleIndex;
 use crate::spec::{Mode, Tier};
 use crate::validation::{compile_rule, RuleError};
+
+/// How conditions are evaluated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EvalMode {
+    /// Fast path and rule index where they apply, Rhai for the rest (the default).
+    #[default]
+    Fast,
+    /// Every condition by Rhai, every rule for every record (for comparison and benchmarks).
+    RhaiOnly,
+}
 
 /// A rule ready to evaluate.
 #[derive(Debug)]
@@ -22,6 +34,14 @@ pub struct CompiledRule {
     /// What the rule says.
     pub definition: RuleDefinition,
     condition: Condition,
+    fast: Option<FastCondition>,
+}
+
+impl CompiledRule {
+    /// Whether the condition runs on the fast path.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
 }
 
 /// A rule left out of a rule set, and why.
@@ -39,6 +59,9 @@ pub struct QuarantinedRule {
 pub struct RuleSet {
     engine: Engine,
     rules: Vec<CompiledRule>,
+    mode: EvalMode,
+    paths: FieldPaths,
+    index: RuleIndex,
 }
 
 /// A rule that failed on one record.
@@ -73,16 +96,21 @@ pub struct Delivery<'a> {
 impl RuleSet {
     /// A set that matches nothing.
     pub fn empty() -> Self {
-        RuleSet {
-            engine: sandboxed_engine(),
-            rules: Vec::new(),
-        }
+        Self::compile([]).0
+    }
+
+    /// Compiles every definition for the default (fast) mode; see [`RuleSet::compile_with`].
+    pub fn compile(
+        definitions: impl IntoIterator<Item = RuleDefinition>,
+    ) -> (RuleSet, Vec<QuarantinedRule>) {
+        Self::compile_with(definitions, EvalMode::Fast)
     }
 
     /// Compiles every definition; a rule that does not compile, has an illegal topic or repeats
     /// an identity is quarantined and the rest still form a working set.
-    pub fn compile(
+    pub fn compile_with(
         definitions: impl IntoIterator<Item = RuleDefinition>,
+        mode: EvalMode,
     ) -> (RuleSet, Vec<QuarantinedRule>) {
         let engine = sandboxed_engine();
         let mut rules = Vec::new();
@@ -100,6 +128,7 @@ impl RuleSet {
                 Ok(condition) => rules.push(CompiledRule {
                     definition,
                     condition,
+                    fast: None,
                 }),
                 Err(error) => quarantined.push(QuarantinedRule {
                     id: definition.id,
@@ -110,7 +139,34 @@ impl RuleSet {
         rules.sort_by(|a, b| {
             (a.definition.tier, &a.definition.id).cmp(&(b.definition.tier, &b.definition.id))
         });
-        (RuleSet { engine, rules }, quarantined)
+        let mut paths = FieldPaths::default();
+        let mut keys = Vec::new();
+        for (index, rule) in rules.iter_mut().enumerate() {
+            if rule.definition.suspend {
+                continue;
+            }
+            if mode == EvalMode::Fast {
+                rule.fast = compile_condition(rule.condition.ast(), &mut paths);
+            }
+            let key = rule.fast.as_ref().and_then(|f| f.index_key(&paths));
+            keys.push((index, key));
+        }
+        let index = RuleIndex::build(keys);
+        (
+            RuleSet {
+                engine,
+                rules,
+                mode,
+                paths,
+                index,
+            },
+            quarantined,
+        )
+    }
+
+    /// How this set evaluates.
+    pub fn mode(&self) -> EvalMode {
+        self.mode
     }
 
     /// The rules, in evaluation order.
@@ -125,8 +181,56 @@ impl RuleSet {
 
     /// Decodes a record value and evaluates every non-suspended rule on it.
     pub fn evaluate(&self, payload: &[u8]) -> Result<Evaluation, DecodeError> {
-        let value = decode_json_object(payload)?;
-        Ok(self.evaluate_value(&value))
+        if self.mode == EvalMode::RhaiOnly {
+            let value = decode_json_object(payload)?;
+            return Ok(self.evaluate_value(&value));
+        }
+        let slots = match extract_slots(&self.paths, payload) {
+            Ok(slots) => slots,
+            // Not a JSON object: the full decoder reports exactly why.
+            Err(_) => {
+                let value = decode_json_object(payload)?;
+                return Ok(self.evaluate_value(&value));
+            }
+        };
+        Ok(self.evaluate_slots(&slots, payload))
+    }
+
+    /// Fast path: index candidates, native conditions, Rhai (with the record converted once)
+    /// only for the rules that need it.
+    fn evaluate_slots(&self, slots: &[Value<'_>], payload: &[u8]) -> Evaluation {
+        let mut evaluation = Evaluation::default();
+        let mut rhai_scope: Option<Scope<'static>> = None;
+        let candidates;
+        let rules: &[usize] = if self.index.has_indexed() {
+            candidates = self.index.candidates(slots);
+            &candidates
+        } else {
+            self.index.unindexed()
+        };
+        for &index in rules {
+            let rule = &self.rules[index];
+            let fast = rule.fast.as_ref().map(|f| f.evaluate(slots));
+            let outcome = match fast {
+                Some(Ok(result)) => Ok(result),
+                _ => {
+                    let scope = rhai_scope.get_or_insert_with(|| {
+                        let value: serde_json::Value =
+                            serde_json::from_slice(payload).unwrap_or_default();
+                        let mut scope = Scope::new();
+                        scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(&value));
+                        scope
+                    });
+                    rule.condition.evaluate(&self.engine, scope)
+                }
+            };
+            match outcome {
+                Ok(true) => evaluation.matches.push(index),
+                Ok(false) => {}
+                Err(error) => evaluation.failures.push(RuleFailure { rule: index, error }),
+            }
+        }
+        evaluation
     }
 
     /// Evaluates an already decoded record. A failing rule never stops the others.

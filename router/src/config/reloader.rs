@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use streamsplit_rules::{RuleBundle, BUNDLE_FILE_NAME};
+use streamsplit_rules::{EvalMode, RuleBundle, BUNDLE_FILE_NAME};
 
 use super::fallback::FallbackStore;
 use crate::run::live_rules::LiveRules;
@@ -39,6 +39,7 @@ pub struct Reloader {
     last_digest: Option<[u8; 32]>,
     mounted_missing_reported: bool,
     source: Option<Source>,
+    mode: EvalMode,
 }
 
 impl Reloader {
@@ -47,8 +48,10 @@ impl Reloader {
         router: Arc<Router>,
         config_dir: PathBuf,
         fallback: Option<FallbackStore>,
+        mode: EvalMode,
     ) -> Self {
         let mut reloader = Reloader {
+            mode,
             router,
             config_dir,
             fallback,
@@ -139,7 +142,7 @@ impl Reloader {
 
     fn apply(&mut self, bundle: RuleBundle, raw: &[u8], source: Source) {
         let metrics = &self.router.metrics;
-        let (rules, quarantined) = bundle.compile();
+        let (rules, quarantined) = bundle.compile_with(self.mode);
         for rule in &quarantined {
             tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
         }

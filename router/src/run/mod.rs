@@ -72,7 +72,29 @@ pub struct Router {
     pub rules: ArcSwap<LiveRules>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Benchmark baseline: copy every record here without evaluating rules.
+    pub pass_through: Option<PassThrough>,
     rules_loaded: AtomicBool,
+}
+
+/// Where pass-through copies go.
+pub struct PassThrough {
+    topic: Arc<str>,
+    label: Arc<str>,
+    routed: prometheus::IntCounter,
+}
+
+impl PassThrough {
+    /// Copies to `topic`, counted as rule `pass-through`.
+    pub fn new(topic: &str, metrics: &Metrics) -> Self {
+        PassThrough {
+            topic: Arc::from(topic),
+            label: Arc::from("pass-through"),
+            routed: metrics
+                .records_routed
+                .with_label_values(&["pass-through", topic, "standard"]),
+        }
+    }
 }
 
 impl Router {
@@ -81,6 +103,7 @@ impl Router {
         Router {
             rules: ArcSwap::from_pointee(rules),
             metrics,
+            pass_through: None,
             rules_loaded: AtomicBool::new(loaded),
         }
     }
@@ -216,16 +239,29 @@ fn prepare(
 
     let live = router.rules.load();
     let mut kinds = Vec::new();
-    match live
-        .rules
-        .evaluate(source.payload.as_deref().unwrap_or_default())
-    {
+    let evaluated = match &router.pass_through {
+        Some(pass) => {
+            kinds.push(CopyKind::Route {
+                rule: Arc::clone(&pass.label),
+                topic: Arc::clone(&pass.topic),
+                tier: streamsplit_rules::Tier::Standard,
+                routed: pass.routed.clone(),
+            });
+            Ok(None)
+        }
+        None => live
+            .rules
+            .evaluate(source.payload.as_deref().unwrap_or_default())
+            .map(Some),
+    };
+    match evaluated {
+        Ok(None) => {}
         Err(error) => kinds.push(CopyKind::Exception {
             kind: ExceptionKind::Decode,
             message: error.to_string(),
             rule: None,
         }),
-        Ok(evaluation) => {
+        Ok(Some(evaluation)) => {
             for &index in &evaluation.matches {
                 live.stats[index].matches.inc();
             }

@@ -1,0 +1,220 @@
+//! The fast path and the rule index give exactly Rhai's results: random records and random
+//! conditions in the supported subset are evaluated both ways and must agree result for result,
+//! errors (and their messages) included.
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use streamsplit_rules::{EvalMode, Mode, RuleDefinition, RuleId, RuleSet, Tier};
+
+const FIELDS: [&str; 6] = ["id", "n", "s", "page", "b", "f"];
+const PAGES: [&str; 4] = ["Home", "Search", "Cart", "héllo"];
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (-5i64..5).prop_map(Value::from),
+        Just(json!(i64::MAX)),
+        Just(json!(u64::MAX)),
+        prop::sample::select(vec![-2.5f64, 0.0, 1.0, 3.5, 300.0]).prop_map(Value::from),
+        prop::sample::select(vec!["", "a", "ab", "Home", "Search", "ios17", "3", "héllo"])
+            .prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+        Just(Value::Null),
+    ]
+}
+
+fn field_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => scalar(),
+        1 => Just(json!([1, "a"])),
+        1 => (scalar(), scalar()).prop_map(|(os, v)| json!({"os": os, "v": v})),
+    ]
+}
+
+fn record() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(prop::option::of(field_value()), FIELDS.len()),
+        prop::option::of(field_value()),
+        prop::sample::select(PAGES.to_vec()),
+    )
+        .prop_map(|(values, client, page)| {
+            let mut map = Map::new();
+            for (name, value) in FIELDS.iter().zip(values) {
+                if let Some(value) = value {
+                    map.insert(name.to_string(), value);
+                }
+            }
+            if let Some(client) = client {
+                map.insert("client".into(), client);
+            }
+            map.entry("page").or_insert_with(|| Value::from(page));
+            Value::Object(map)
+        })
+}
+
+fn field() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(FIELDS.to_vec()).prop_map(|f| format!("record.{f}")),
+        2 => prop::sample::select(vec!["os", "v", "zz"]).prop_map(|f| format!("record.client.{f}")),
+        1 => Just("record.missing".to_string()),
+        1 => Just("record.missing.deeper".to_string()),
+    ]
+}
+
+fn literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (-5i64..5).prop_map(|i| i.to_string()),
+        prop::sample::select(vec!["-2.5", "0.0", "1.0", "3.5", "300.0"]).prop_map(String::from),
+        prop::sample::select(vec!["", "a", "Home", "ios", "3", "é"]).prop_map(|s| format!("{s:?}")),
+        prop::sample::select(vec!["true", "false", "()"]).prop_map(String::from),
+    ]
+}
+
+fn atom() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => field(),
+        3 => literal(),
+        1 => field().prop_map(|f| format!("{f}.len()")),
+        1 => field().prop_map(|f| format!("{f}.to_string()")),
+    ]
+}
+
+fn condition() -> impl Strategy<Value = String> {
+    let comparison = (
+        atom(),
+        prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">="]),
+        atom(),
+    )
+        .prop_map(|(a, op, b)| format!("{a} {op} {b}"));
+    let method = (
+        field(),
+        prop::sample::select(vec!["starts_with", "ends_with", "contains"]),
+        prop::sample::select(vec!["", "a", "H", "ios", "é"]),
+    )
+        .prop_map(|(f, m, arg)| format!("{f}.{m}({arg:?})"));
+    let membership = (atom(), prop::collection::vec(literal(), 0..4))
+        .prop_map(|(a, items)| format!("{a} in [{}]", items.join(", ")));
+    let leaf = prop_oneof![5 => comparison, 2 => method, 2 => membership, 1 => field()];
+    leaf.prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) || ({b})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(a, b, c)| format!("{a} && {b} && {c}")),
+            inner.prop_map(|a| format!("!({a})")),
+        ]
+    })
+}
+
+fn rule(name: &str, condition: &str) -> RuleDefinition {
+    RuleDefinition {
+        id: RuleId::new(Some("p"), name),
+        condition: condition.to_string(),
+        target_topic: format!("t-{name}"),
+        tier: Tier::Standard,
+        mode: Mode::Active,
+        suspend: false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_path_equals_rhai(condition in condition(), record in record()) {
+        let (fast, quarantined) = RuleSet::compile_with([rule("r", &condition)], EvalMode::Fast);
+        prop_assume!(quarantined.is_empty());
+        prop_assert!(fast.rules()[0].is_fast(), "{condition} should be in the fast subset");
+        let (rhai, _) = RuleSet::compile_with([rule("r", &condition)], EvalMode::RhaiOnly);
+        let payload = serde_json::to_vec(&record).unwrap();
+        prop_assert_eq!(fast.evaluate(&payload), rhai.evaluate(&payload), "condition {} on {}", condition, record);
+    }
+
+    #[test]
+    fn indexed_rule_sets_equal_evaluating_every_rule(
+        conditions in prop::collection::vec((prop::option::of(prop::sample::select(PAGES.to_vec())), condition()), 1..12),
+        records in prop::collection::vec(record(), 1..8),
+    ) {
+        // Rules of the form `record.page == "P" && ...` are indexed; the others are not.
+        let definitions: Vec<RuleDefinition> = conditions
+            .iter()
+            .enumerate()
+            .map(|(i, (page, c))| match page {
+                Some(page) => rule(&format!("r{i:02}"), &format!("record.page == {page:?} && ({c})")),
+                None => rule(&format!("r{i:02}"), c),
+            })
+            .collect();
+        let (fast, quarantined) = RuleSet::compile_with(definitions.clone(), EvalMode::Fast);
+        prop_assume!(quarantined.is_empty());
+        let (rhai, _) = RuleSet::compile_with(definitions, EvalMode::RhaiOnly);
+        for record in &records {
+            let payload = serde_json::to_vec(record).unwrap();
+            prop_assert_eq!(fast.evaluate(&payload), rhai.evaluate(&payload), "record {}", record);
+        }
+    }
+}
+
+#[test]
+fn malformed_records_fail_the_same_way_on_both_paths() {
+    let (fast, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::Fast);
+    let (rhai, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::RhaiOnly);
+    for payload in [
+        &b""[..],
+        b"not json",
+        b"[1, 2]",
+        b"{\"id\": 1",
+        b"{\"id\": 1} x",
+        b"\"str\"",
+    ] {
+        assert_eq!(
+            fast.evaluate(payload),
+            rhai.evaluate(payload),
+            "{}",
+            String::from_utf8_lossy(payload)
+        );
+        assert!(fast.evaluate(payload).is_err());
+    }
+}
+
+#[test]
+fn conditions_outside_the_subset_stay_on_rhai() {
+    for condition in [
+        "let x = record.id; x > 1",
+        "record.id + 1 > 2",
+        "record.tags[0] == 1",
+        "record.s.sub_string(1) == \"a\"",
+    ] {
+        let (set, quarantined) = RuleSet::compile([rule("r", condition)]);
+        assert!(quarantined.is_empty(), "{condition}");
+        assert!(
+            !set.rules()[0].is_fast(),
+            "{condition} is not in the fast subset"
+        );
+    }
+}
+
+#[test]
+fn the_fast_path_decides_typical_records_itself() {
+    use streamsplit_rules::fast::{compile_condition, extract_slots, FieldPaths};
+    let engine = streamsplit_rules::sandboxed_engine();
+    let shapes = [
+        r#"record.id > 300 && record.page == "Home""#,
+        r#"record.page == "Home" || !(record.b == true)"#,
+        r#"record.page in ["Home", "Cart"]"#,
+        r#"record.client.os.starts_with("ios") && record.s.contains("a")"#,
+        r#"record.missing > 3"#,
+        r#"record.s.len() > 1 && record.id.to_string() == "301""#,
+        r#"record.f >= 1 && record.id < 1000.5"#,
+    ];
+    let record = br#"{"id": 301, "page": "Home", "b": false, "client": {"os": "ios17"}, "s": "abc", "f": 2.5}"#;
+    for shape in shapes {
+        let condition = streamsplit_rules::Condition::compile(&engine, shape).unwrap();
+        let mut paths = FieldPaths::default();
+        let fast = compile_condition(condition.ast(), &mut paths)
+            .unwrap_or_else(|| panic!("{shape} not compiled"));
+        let slots = extract_slots(&paths, record).unwrap();
+        assert!(
+            fast.evaluate(&slots).is_ok(),
+            "{shape} fell back to Rhai on a typical record"
+        );
+    }
+}
