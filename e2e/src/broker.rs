@@ -2,12 +2,10 @@
 //! inspect committed offsets.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -93,23 +91,7 @@ impl Broker {
                 return Ok(Broker { bootstrap });
             }
         }
-        let script = crate::repo_root().join("e2e/kafka/up.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .output()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let bootstrap = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {BROKERS_ENV}=")))
-            .context("up.sh printed no broker address")?
-            .to_string();
+        let bootstrap = crate::run_up_script("e2e/kafka/up.sh", BROKERS_ENV)?;
         Ok(Broker { bootstrap })
     }
 
@@ -264,6 +246,27 @@ impl Broker {
             });
         }
         Ok(records)
+    }
+
+    /// Waits until `group` has committed the high watermark of every partition of `topic`, as
+    /// it was when the wait started: everything produced so far is routed.
+    pub fn wait_for_commit(
+        &self,
+        group: &str,
+        topic: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let high = self.high_watermarks(topic)?;
+        crate::wait_until(
+            &format!("group {group} to commit {high:?} on {topic}"),
+            timeout,
+            || {
+                let committed = self.committed(group, topic).ok()?;
+                high.iter()
+                    .all(|(p, h)| *h == 0 || committed.get(p).is_some_and(|c| c >= h))
+                    .then_some(())
+            },
+        )
     }
 
     /// Offsets committed by `group` on each partition of `topic` (absent when none).

@@ -29,6 +29,30 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Runs one of the `up.sh` scripts (paths relative to the repository root) and returns the
+/// value of the `export NAME=value` line it prints.
+pub fn run_up_script(script: &str, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let script = repo_root().join(script);
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let prefix = format!("export {name}=");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+        .with_context(|| format!("{} printed no {name}", script.display()))
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// Longest wait for in-flight copies on shutdown and when partitions are revoked.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Most records whose copies may be in flight at once; beyond it consumption waits, which
+    /// bounds memory and queueing delay.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: usize,
     /// How conditions are evaluated.
     #[arg(long, value_enum, default_value_t = Engine::Fast)]
     pub engine: Engine,

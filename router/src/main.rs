@@ -147,6 +147,7 @@ fn run(args: RunArgs) -> ExitCode {
             exception_topic: args.exception_topic,
             commit_interval: args.commit_interval,
             drain_timeout: args.drain_timeout,
+            max_in_flight: args.max_in_flight,
         };
         let result = run::run(settings, router, shutdown::signal()).await;
         server.abort();

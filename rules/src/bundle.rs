@@ -114,12 +114,17 @@ impl RuleBundle {
 
     /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
     pub fn compile(&self) -> (RuleSet, Vec<QuarantinedRule>) {
-        self.compile_with(crate::EvalMode::Fast)
+        self.compile_with(crate::EvalMode::Fast, None)
     }
 
-    /// Like [`RuleBundle::compile`], choosing how conditions are evaluated.
-    pub fn compile_with(&self, mode: crate::EvalMode) -> (RuleSet, Vec<QuarantinedRule>) {
-        RuleSet::compile_with(self.rules.iter().cloned(), mode)
+    /// Like [`RuleBundle::compile`], choosing how conditions are evaluated and reusing the
+    /// compiled conditions of the rule set it replaces.
+    pub fn compile_with(
+        &self,
+        mode: crate::EvalMode,
+        previous: Option<&RuleSet>,
+    ) -> (RuleSet, Vec<QuarantinedRule>) {
+        RuleSet::compile_reusing(self.rules.iter().cloned(), mode, previous)
     }
 }
 

@@ -112,6 +112,24 @@ impl RuleSet {
         definitions: impl IntoIterator<Item = RuleDefinition>,
         mode: EvalMode,
     ) -> (RuleSet, Vec<QuarantinedRule>) {
+        Self::compile_reusing(definitions, mode, None)
+    }
+
+    /// Like [`RuleSet::compile_with`], reusing the compiled conditions of `previous` whose text
+    /// is unchanged: a hot swap that changes one rule compiles one rule.
+    pub fn compile_reusing(
+        definitions: impl IntoIterator<Item = RuleDefinition>,
+        mode: EvalMode,
+        previous: Option<&RuleSet>,
+    ) -> (RuleSet, Vec<QuarantinedRule>) {
+        let compiled: std::collections::HashMap<&str, &Condition> = previous
+            .map(|p| {
+                p.rules
+                    .iter()
+                    .map(|r| (r.definition.condition.as_str(), &r.condition))
+                    .collect()
+            })
+            .unwrap_or_default();
         let engine = sandboxed_engine();
         let mut rules = Vec::new();
         let mut quarantined = Vec::new();
@@ -124,7 +142,16 @@ impl RuleSet {
                 });
                 continue;
             }
-            match compile_rule(&engine, &definition.condition, &definition.target_topic) {
+            let reused = compiled
+                .get(definition.condition.as_str())
+                .map(|c| (*c).clone());
+            let result = match reused {
+                Some(condition) => crate::topic_name::validate_topic_name(&definition.target_topic)
+                    .map(|()| condition)
+                    .map_err(RuleError::InvalidTopic),
+                None => compile_rule(&engine, &definition.condition, &definition.target_topic),
+            };
+            match result {
                 Ok(condition) => rules.push(CompiledRule {
                     definition,
                     condition,

@@ -70,17 +70,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Some((command, [group, topic, rest @ ..])) if command == "wait-committed" => {
             let seconds: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(60);
-            let high = broker.high_watermarks(topic)?;
-            streamsplit_e2e::wait_until(
-                &format!("group {group} to commit all of {topic}"),
-                std::time::Duration::from_secs(seconds),
-                || {
-                    let committed = broker.committed(group, topic).ok()?;
-                    high.iter()
-                        .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
-                        .then_some(())
-                },
-            )
+            broker.wait_for_commit(group, topic, std::time::Duration::from_secs(seconds))
         }
         _ => anyhow::bail!(
             "usage: streamsplit-kafka create TOPIC[:PARTITIONS]... | produce TOPIC FILE | count TOPIC... | show TOPIC | wait-committed GROUP TOPIC [SECONDS]"

@@ -269,18 +269,9 @@ impl Stack {
     /// Waits until the router committed every source record, i.e. all their copies are acknowledged.
     pub fn wait_routed(&self) {
         let router = self.router.as_ref().expect("router running");
-        let high = self.broker.high_watermarks(&self.source).unwrap();
-        wait_until(
-            "the router to commit every source record",
-            Duration::from_secs(60),
-            || {
-                let committed = self.broker.committed(&self.group, &self.source).ok()?;
-                high.iter()
-                    .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
-                    .then_some(())
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", router.child.output()));
+        self.broker
+            .wait_for_commit(&self.group, &self.source, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", router.child.output()));
     }
 
     pub fn count(&self, topic: &str) -> i64 {

@@ -142,7 +142,9 @@ impl Reloader {
 
     fn apply(&mut self, bundle: RuleBundle, raw: &[u8], source: Source) {
         let metrics = &self.router.metrics;
-        let (rules, quarantined) = bundle.compile_with(self.mode);
+        let live = self.router.rules.load();
+        let (rules, quarantined) = bundle.compile_with(self.mode, Some(&live.rules));
+        drop(live);
         for rule in &quarantined {
             tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
         }

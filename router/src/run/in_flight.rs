@@ -17,6 +17,8 @@ pub struct InFlightRecord {
     position: RecordPosition,
     outstanding: AtomicUsize,
     tracker: Arc<OffsetTracker>,
+    /// Held while the record is in flight; bounds memory and queueing (`--max-in-flight`).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl InFlightRecord {
@@ -26,12 +28,14 @@ impl InFlightRecord {
         position: RecordPosition,
         copies: usize,
         tracker: Arc<OffsetTracker>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         InFlightRecord {
             source,
             position,
             outstanding: AtomicUsize::new(copies),
             tracker,
+            _permit: permit,
         }
     }
 

@@ -76,7 +76,9 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            // Bound the prefetch (librdkafka's default is 64 MiB per partition queue).
+            .set("queued.max.messages.kbytes", "16384");
         if let Some(instance_id) = &self.instance_id {
             config.set("group.instance.id", instance_id);
         }

@@ -51,6 +51,8 @@ pub struct RunSettings {
     pub commit_interval: Duration,
     /// Longest wait for in-flight copies at shutdown and on revoke.
     pub drain_timeout: Duration,
+    /// Most records whose copies may be in flight at once; consumption waits beyond it.
+    pub max_in_flight: usize,
 }
 
 /// Why the router could not run.
@@ -178,15 +180,21 @@ pub async fn run(
     ));
 
     let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            permit = Arc::clone(&in_flight).acquire_owned() => permit.ok(),
+        };
         let message = tokio::select! {
             biased;
             _ = &mut shutdown => break,
             message = consumer.recv() => message,
         };
         let tickets = match message {
-            Ok(message) => prepare(&message, &router, &tracker, &mut topic_names),
+            Ok(message) => prepare(&message, &router, &tracker, &mut topic_names, permit),
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
                 continue;
@@ -222,6 +230,7 @@ fn prepare(
     router: &Router,
     tracker: &Arc<OffsetTracker>,
     topic_names: &mut HashMap<String, Arc<str>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Vec<CopyTicket> {
     let started = Instant::now();
     let metrics = &router.metrics;
@@ -299,6 +308,7 @@ fn prepare(
         position,
         kinds.len(),
         Arc::clone(tracker),
+        permit,
     ));
     let tickets = kinds
         .into_iter()

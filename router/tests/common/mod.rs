@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use streamsplit_e2e::{free_port, unique_name, wait_until, Broker, ChildProcess};
+use streamsplit_e2e::{free_port, unique_name, Broker, ChildProcess};
 
 /// The router binary under test.
 pub fn router_bin() -> PathBuf {
@@ -123,20 +123,11 @@ pub fn predict(rules_dir: &Path, values: &[Vec<u8>]) -> Vec<Prediction> {
         .collect()
 }
 
-/// Waits until `group` has committed the high watermark of every partition of `topic`.
+/// Waits until `group` has committed everything produced to `topic` so far.
 pub fn wait_for_full_commit(broker: &Broker, group: &str, topic: &str, timeout: Duration) {
-    let high = broker.high_watermarks(topic).unwrap();
-    wait_until(
-        &format!("group {group} to commit {high:?} on {topic}"),
-        timeout,
-        || {
-            let committed = broker.committed(group, topic).ok()?;
-            high.iter()
-                .all(|(p, h)| *h == 0 || committed.get(p) == Some(h))
-                .then_some(())
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    broker
+        .wait_for_commit(group, topic, timeout)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Counts occurrences of each value.

@@ -1,0 +1,395 @@
+//! End-to-end router benchmark on the local broker:
+//! `cargo bench -p streamsplit-router --bench throughput`.
+//!
+//! The release router binary consumes the same backlog once per configuration: pass-through
+//! (every record copied to one topic, no rule evaluation; the baseline measured in the same run),
+//! then 10, 100 and 1 000 rules where every record matches exactly one rule, all copying to the
+//! same topic as pass-through (so every configuration produces one copy per record to the same
+//! partitions), then 100 rules on the Rhai engine. For each:
+//! records/s, p50/p99 end-to-end latency of a paced stream (record CreateTime to arrival on the
+//! target topic), and peak RSS. Finally the same 100-rule run with a bundle swap every second.
+//!
+//! `STREAMSPLIT_BENCH_RECORDS` sets the backlog size (default 200 000).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use streamsplit_e2e::{
+    free_port, http_get, unique_name, wait_until, Broker, ChildProcess, ProjectedConfigMap,
+    TestRecord,
+};
+use streamsplit_rules::{Mode, RuleBundle, RuleDefinition, RuleId, Tier, BUNDLE_FILE_NAME};
+
+const TARGETS: usize = 10;
+const PACED_RATE: usize = 2_000;
+const PACED_SECONDS: usize = 5;
+const ROUNDS: usize = 3;
+
+fn record(i: usize) -> TestRecord {
+    let value = format!(
+        r#"{{"seq": {i}, "id": {}, "page": "Home", "p10": "P{}", "p100": "P{}", "p1000": "P{}", "country": "DE", "client": {{"os": "ios17", "version": "2.1"}}, "session": "{:016x}"}}"#,
+        i % 1000,
+        i % 10,
+        i % 100,
+        i % 1000,
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    );
+    TestRecord {
+        key: Some(format!("k{}", i % 97).into_bytes()),
+        value: value.into_bytes(),
+        headers: Vec::new(),
+    }
+}
+
+fn rules(count: usize, targets: &[String]) -> Vec<RuleDefinition> {
+    (0..count)
+        .map(|i| RuleDefinition {
+            id: RuleId::new(Some("bench"), format!("r{i:04}")),
+            condition: format!(r#"record.p{count} == "P{i}" && record.id >= 0"#),
+            target_topic: targets[0].clone(),
+            tier: Tier::Standard,
+            mode: Mode::Active,
+            suspend: false,
+        })
+        .collect()
+}
+
+fn write_manifests(dir: &Path, definitions: &[RuleDefinition]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut yaml = String::new();
+    for d in definitions {
+        yaml.push_str(&format!(
+            "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n---\n",
+            d.id.name, d.condition, d.target_topic
+        ));
+    }
+    std::fs::write(dir.join("rules.yaml"), yaml).unwrap();
+}
+
+struct Run {
+    process: ChildProcess,
+    metrics: String,
+    group: String,
+}
+
+fn start(broker: &Broker, source: &str, exceptions: &str, extra: &[String]) -> Run {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let group = unique_name("bench");
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &broker.bootstrap,
+        "--source-topic",
+        source,
+        "--group",
+        &group,
+        "--exception-topic",
+        exceptions,
+        "--metrics-addr",
+        &metrics,
+        "--commit-interval",
+        "200ms",
+        "--consumer-property",
+        "session.timeout.ms=6000",
+        // noida-db answers a fetch with the whole backlog, ignoring fetch.max.bytes.
+        "--consumer-property",
+        "receive.message.max.bytes=2000000000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().cloned());
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}.log"));
+    let binary = Path::new(env!("CARGO_BIN_EXE_streamsplit-router"));
+    let process = ChildProcess::spawn(binary, &args, &log).unwrap();
+    Run {
+        process,
+        metrics,
+        group,
+    }
+}
+
+fn committed(broker: &Broker, group: &str, source: &str) -> i64 {
+    broker
+        .committed(group, source)
+        .map(|c| c.values().sum())
+        .unwrap_or(0)
+}
+
+fn peak_rss_mib(run: &Run) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", run.process.pid())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Consumes the backlog; returns records/s from the moment partitions are assigned.
+fn drain_backlog(broker: &Broker, run: &Run, source: &str, total: i64) -> f64 {
+    wait_until("the router to be ready", Duration::from_secs(60), || {
+        (http_get(&run.metrics, "/readyz").ok()?.0 == 200).then_some(())
+    })
+    .unwrap();
+    let started = Instant::now();
+    wait_until("the backlog to be routed", Duration::from_secs(600), || {
+        (committed(broker, &run.group, source) >= total).then_some(())
+    })
+    .unwrap();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Produces a paced stream and measures CreateTime-to-arrival on the target topics.
+fn paced_latency(
+    broker: &'static Broker,
+    source: &str,
+    targets: &[String],
+    seq_base: usize,
+) -> (f64, f64) {
+    let consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", unique_name("latency"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for topic in targets {
+        for partition in broker.high_watermarks(topic).unwrap().keys() {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::End)
+                .unwrap();
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    // Let the reader reach the end of every partition before producing.
+    for _ in 0..10 {
+        consumer.poll(Duration::from_millis(100));
+    }
+    let expected = PACED_RATE * PACED_SECONDS;
+    let producer = {
+        let source = source.to_string();
+        std::thread::spawn(move || {
+            let batch = PACED_RATE / 20;
+            for step in 0..PACED_SECONDS * 20 {
+                let started = Instant::now();
+                let records: Vec<TestRecord> = (0..batch)
+                    .map(|j| record(seq_base + step * batch + j))
+                    .collect();
+                broker.produce(&source, &records).unwrap();
+                std::thread::sleep(Duration::from_millis(50).saturating_sub(started.elapsed()));
+            }
+        })
+    };
+    let mut latencies = Vec::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latencies.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            if let Some(created) = message.timestamp().to_millis() {
+                latencies.push((now - created) as f64);
+            }
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(latencies.len(), expected, "every paced record must arrive");
+    latencies.sort_by(f64::total_cmp);
+    (latencies[expected / 2], latencies[expected * 99 / 100])
+}
+
+fn main() {
+    let total: usize = std::env::var("STREAMSPLIT_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let broker = Broker::shared();
+    let work = tempfile::tempdir().unwrap();
+    let source = unique_name("bench-src");
+    let exceptions = unique_name("bench-exc");
+    let targets: Vec<String> = (0..TARGETS)
+        .map(|i| unique_name(&format!("bench-t{i}")))
+        .collect();
+    broker
+        .create_topics(&[(&source, 4), (&exceptions, 1)])
+        .unwrap();
+    for t in &targets {
+        broker.create_topics(&[(t, 4)]).unwrap();
+    }
+    let produced = Instant::now();
+    let indices: Vec<usize> = (0..total).collect();
+    for chunk in indices.chunks(20_000) {
+        let records: Vec<TestRecord> = chunk.iter().map(|&i| record(i)).collect();
+        broker.produce(&source, &records).unwrap();
+    }
+    let average = record(12345).value.len();
+    println!(
+        "# streamsplit router end to end ({total} records of ~{average} bytes, 4 source partitions, produced in {:.1} s)\n",
+        produced.elapsed().as_secs_f64()
+    );
+    println!("| configuration | records/s (median of {ROUNDS}) | range | vs pass-through | p50 latency ms | p99 latency ms | peak RSS MiB |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+
+    let mut configurations: Vec<(String, Vec<String>)> = vec![(
+        "pass-through (no rules)".into(),
+        vec!["--pass-through-topic".into(), targets[0].clone()],
+    )];
+    for count in [10usize, 100, 1000] {
+        let dir = work.path().join(format!("rules-{count}"));
+        write_manifests(&dir, &rules(count, &targets));
+        configurations.push((
+            format!("{count} rules"),
+            vec!["--rules".into(), dir.display().to_string()],
+        ));
+    }
+    configurations.push((
+        "100 rules, Rhai engine".into(),
+        vec![
+            "--rules".into(),
+            work.path().join("rules-100").display().to_string(),
+            "--engine".into(),
+            "rhai".into(),
+        ],
+    ));
+
+    // Warm-up (not reported): the first consumer of a fresh backlog pays the broker's cold caches.
+    {
+        let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();
+        let mut run = start(broker, &source, &exceptions, &configurations[0].1);
+        drain_backlog(broker, &run, &source, high);
+        assert!(run
+            .process
+            .terminate(Duration::from_secs(60))
+            .unwrap()
+            .success());
+    }
+    // Throughput: ROUNDS round-robin rounds over the configurations, median per configuration,
+    // so slow phases of the shared machine hit every configuration alike.
+    let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
+    let mut peak_rss = vec![0.0f64; configurations.len()];
+    for _ in 0..ROUNDS {
+        for (index, (_, args)) in configurations.iter().enumerate() {
+            let mut run = start(broker, &source, &exceptions, args);
+            rates[index].push(drain_backlog(broker, &run, &source, high));
+            peak_rss[index] = peak_rss[index].max(peak_rss_mib(&run));
+            assert!(run
+                .process
+                .terminate(Duration::from_secs(60))
+                .unwrap()
+                .success());
+        }
+    }
+    // Latency: a paced stream through a router that has caught up.
+    let mut seq = total;
+    let mut baseline = None;
+    for (index, (name, args)) in configurations.iter().enumerate() {
+        let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();
+        let mut run = start(broker, &source, &exceptions, args);
+        drain_backlog(broker, &run, &source, high);
+        let (p50, p99) = paced_latency(broker, &source, &targets, seq);
+        seq += PACED_RATE * PACED_SECONDS;
+        assert!(run
+            .process
+            .terminate(Duration::from_secs(60))
+            .unwrap()
+            .success());
+        rates[index].sort_by(f64::total_cmp);
+        let rate = rates[index][ROUNDS / 2];
+        let base = *baseline.get_or_insert(rate);
+        let spread = format!("{:.0}–{:.0}", rates[index][0], rates[index][ROUNDS - 1]);
+        println!(
+            "| {name} | {rate:.0} | {spread} | {:.0} % | {p50:.0} | {p99:.0} | {:.0} |",
+            100.0 * rate / base,
+            peak_rss[index]
+        );
+    }
+
+    // Hot swap under load: the same 100 rules from a mounted bundle, swapped every second for a
+    // bundle that adds a rule matching nothing (same routing, new version).
+    // A longer backlog of its own, so a run spans several swaps.
+    let swap_source = unique_name("bench-swap-src");
+    broker.create_topics(&[(&swap_source, 4)]).unwrap();
+    let indices: Vec<usize> = (0..3 * total).collect();
+    for chunk in indices.chunks(20_000) {
+        let records: Vec<TestRecord> = chunk.iter().map(|&i| record(i)).collect();
+        broker.produce(&swap_source, &records).unwrap();
+    }
+    let source = swap_source;
+    println!(
+        "\n## Bundle swap every second under load (100 rules, {} records)\n",
+        3 * total
+    );
+    println!("| run | records/s | swaps | copies routed | records | lost |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let a = RuleBundle::build("default", rules(100, &targets));
+    let mut with_dummy = rules(100, &targets);
+    with_dummy.push(RuleDefinition {
+        id: RuleId::new(Some("bench"), "never"),
+        condition: r#"record.p10 == "none""#.into(),
+        target_topic: targets[0].clone(),
+        tier: Tier::Standard,
+        mode: Mode::Active,
+        suspend: false,
+    });
+    let b = RuleBundle::build("default", with_dummy);
+    let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();
+    for swapping in [false, true, false, true] {
+        let mut volume =
+            ProjectedConfigMap::new(&work.path().join(format!("bundle-{swapping}"))).unwrap();
+        volume
+            .publish(&[(BUNDLE_FILE_NAME, a.to_json().as_bytes())])
+            .unwrap();
+        let args = vec!["--config-dir".into(), volume.dir().display().to_string()];
+        let mut run = start(broker, &source, &exceptions, &args);
+        let stop = Arc::new(AtomicBool::new(false));
+        let swaps = Arc::new(AtomicUsize::new(0));
+        let swapper = swapping.then(|| {
+            let (stop, swaps) = (Arc::clone(&stop), Arc::clone(&swaps));
+            let (a, b) = (a.to_json(), b.to_json());
+            std::thread::spawn(move || {
+                let mut flip = false;
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    flip = !flip;
+                    let bundle = if flip { b.as_bytes() } else { a.as_bytes() };
+                    volume.publish(&[(BUNDLE_FILE_NAME, bundle)]).unwrap();
+                    swaps.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        });
+        let rate = drain_backlog(broker, &run, &source, high);
+        stop.store(true, Ordering::SeqCst);
+        if let Some(swapper) = swapper {
+            swapper.join().unwrap();
+        }
+        let (_, text) = http_get(&run.metrics, "/metrics").unwrap();
+        let routed: f64 = streamsplit_e2e::prom::parse_samples(&text)
+            .iter()
+            .filter(|s| s.name == "streamsplit_records_routed_total")
+            .map(|s| s.value)
+            .sum();
+        assert!(run
+            .process
+            .terminate(Duration::from_secs(60))
+            .unwrap()
+            .success());
+        let lost = high as f64 - routed;
+        let label = if swapping {
+            "swap every 1 s"
+        } else {
+            "no swaps"
+        };
+        println!(
+            "| {label} | {rate:.0} | {} | {routed:.0} | {high} | {lost:.0} |",
+            swaps.load(Ordering::SeqCst)
+        );
+        assert!(lost <= 0.0, "records lost during swaps");
+    }
+}
