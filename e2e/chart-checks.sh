@@ -22,7 +22,7 @@ for variant in default all-features; do
   step "helm template ($variant)"
   helm template streamsplit "$CHART" --namespace streamsplit-system --include-crds "${args[@]}" > "$OUT/$variant.yaml"
   # Monitoring resources are custom resources of the Prometheus Operator: no built-in schema.
-  python3 - "$OUT/$variant.yaml" "$OUT/$variant-core.yaml" <<'PY'
+  streamsplit-python - "$OUT/$variant.yaml" "$OUT/$variant-core.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 core = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
@@ -54,7 +54,7 @@ kubectl get deployment -n "$ns" -o name | grep -q router-default
 
 if [ -n "${STREAMSPLIT_TEST_BROKERS:-}" ] && [ -x target/debug/streamsplit-operator ]; then
   step "the operator works with exactly the chart's RBAC (impersonating its ServiceAccount)"
-  python3 - "$KUBECONFIG" "$OUT/operator-kubeconfig" "system:serviceaccount:$ns:streamsplit-operator" <<'PY'
+  streamsplit-python - "$KUBECONFIG" "$OUT/operator-kubeconfig" "system:serviceaccount:$ns:streamsplit-operator" <<'PY'
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
 for user in config["users"]:
@@ -86,14 +86,14 @@ RULE
 fi
 
 step "promtool check rules + unit tests of every alert"
-python3 - "$OUT/all-features.yaml" "$OUT/rules.yaml" <<'PY'
+streamsplit-python - "$OUT/all-features.yaml" "$OUT/rules.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 rule = next(d for d in docs if d["kind"] == "PrometheusRule")
 yaml.safe_dump(rule["spec"], open(sys.argv[2], "w"), sort_keys=False)
 PY
 promtool check rules "$OUT/rules.yaml" >&2
-python3 - "$OUT/rules.yaml" docs/runbook.md <<'PY'
+streamsplit-python - "$OUT/rules.yaml" docs/runbook.md <<'PY'
 import sys, yaml
 rules = [r for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"]]
 runbook = open(sys.argv[2]).read()

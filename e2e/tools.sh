@@ -27,6 +27,8 @@ if [ ! -x "$TOOLS/validate/bin/kubernetes-validate" ]; then
   "$TOOLS/validate/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" >&2
 fi
 ln -sf "$TOOLS/validate/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
+# A Python with PyYAML (a dependency of kubernetes-validate) for the checks' small scripts.
+ln -sf "$TOOLS/validate/bin/python3" "$TOOLS/bin/streamsplit-python"
 
 if ! command -v promtool >/dev/null; then
   log "installing promtool (Debian prometheus)"
