@@ -31,22 +31,7 @@ impl Cluster {
     }
 
     fn start() -> anyhow::Result<Cluster> {
-        let script = crate::repo_root().join("e2e/cluster/up.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .output()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let kubeconfig = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
-            .context("up.sh printed no kubeconfig")?;
+        let kubeconfig = crate::run_up_script("e2e/cluster/up.sh", "KUBECONFIG")?;
         let cluster = Cluster {
             kubeconfig: PathBuf::from(kubeconfig),
         };
