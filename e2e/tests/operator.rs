@@ -326,3 +326,38 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
         .unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
 }
+
+#[test]
+fn a_rule_moved_to_another_pool_leaves_the_old_bundle_at_once() {
+    let mut stack = Stack::start();
+    let topic = unique_name("t");
+    stack.start_operator();
+    stack.apply(&rule_yaml("mover", "true", &topic, "  router: east\n"));
+    stack.wait_ready("mover", "True");
+    let carries = |pool: &str| -> Option<bool> {
+        let cm = stack.cluster.get_json(&[
+            "configmap",
+            "-n",
+            &stack.namespace,
+            &format!("streamsplit-rules-{pool}"),
+        ])?;
+        let bundle: serde_json::Value =
+            serde_json::from_str(cm["data"]["bundle.json"].as_str()?).ok()?;
+        Some(
+            bundle["rules"]
+                .as_array()?
+                .iter()
+                .any(|r| r["id"]["name"] == "mover"),
+        )
+    };
+    assert_eq!(carries("east"), Some(true));
+    stack.apply(&rule_yaml("mover", "true", &topic, "  router: west\n"));
+    // The operator resyncs every pool only every 60 s: this must happen well before.
+    wait_until(
+        "the rule to move from east to west",
+        Duration::from_secs(15),
+        || (carries("west")? && !carries("east")?).then_some(()),
+    )
+    .unwrap();
+    stack.wait_ready("mover", "True");
+}

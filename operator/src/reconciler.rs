@@ -239,6 +239,11 @@ async fn apply(
         }
         Some(publication)
     };
+    let spec_changed =
+        rule.status.as_ref().and_then(|s| s.observed_generation) != rule.metadata.generation;
+    if spec_changed {
+        leave_other_pools(ctx, &rule.spec.router, &id).await?;
+    }
     let carried = publication
         .as_ref()
         .and_then(|p| p.carried.get(&id).copied());
@@ -279,6 +284,29 @@ async fn apply(
         TopicVerdict::Failed(_) => Action::requeue(KAFKA_RETRY),
         _ => Action::requeue(RESYNC),
     })
+}
+
+/// A rule whose `spec.router` changed must leave its old pool now, not at the next resync:
+/// meanwhile both pools would copy its records (duplicates). Checked only when the spec changed.
+async fn leave_other_pools(ctx: &Context, pool: &str, id: &RuleId) -> Result<(), kube::Error> {
+    for other in ctx.publisher.published_pools().await? {
+        if other == pool {
+            continue;
+        }
+        let carries = ctx
+            .publisher
+            .current(&other)
+            .await?
+            .is_some_and(|b| b.rules.iter().any(|r| r.id == *id));
+        if carries {
+            let publication = ctx.publisher.publish(&other, &ctx.store, None).await?;
+            if publication.changed {
+                ctx.metrics.bundle_publishes.inc();
+                requeue_pool_peers(ctx, &other, id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The policy changed from `Delete` to `Retain`: the finalizer is no longer needed.
