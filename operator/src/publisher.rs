@@ -9,7 +9,7 @@
 //! The ConfigMap is written only when the bundle's content version changes: an unchanged rule
 //! set never churns the ConfigMap (or restarts anything downstream).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -55,6 +55,9 @@ pub struct BundlePublisher {
     namespace: String,
     prefix: String,
     lock: Mutex<()>,
+    /// Validation verdict per rule uid and generation: a spec cannot change without its
+    /// generation changing, so each generation is compiled and tested once, not on every publish.
+    validity: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
 }
 
 /// The identity of a SplitRule object.
@@ -86,6 +89,7 @@ impl BundlePublisher {
             namespace,
             prefix,
             lock: Mutex::new(()),
+            validity: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,8 +136,37 @@ impl BundlePublisher {
             .collect())
     }
 
-    /// Recomputes and, if it changed, writes the bundle of `pool`. `focus` gives the freshly
-    /// determined topic readiness of the rule being reconciled (its status is not written yet).
+    /// Whether the rule's current generation validates, computed once per generation.
+    fn is_valid(&self, rule: &SplitRule) -> bool {
+        let generation = rule.metadata.generation;
+        let Some(uid) = rule.metadata.uid.clone() else {
+            return validate_spec(&sandboxed_engine(), &rule.spec).is_ok();
+        };
+        let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, valid)) = cache.get(&uid) {
+            if *cached == generation {
+                return *valid;
+            }
+        }
+        let valid = validate_spec(&sandboxed_engine(), &rule.spec).is_ok();
+        cache.insert(uid, (generation, valid));
+        valid
+    }
+
+    /// Drops cached verdicts of rules that no longer exist.
+    fn forget_deleted(&self, store: &Store<SplitRule>) {
+        let live: std::collections::HashSet<String> = store
+            .state()
+            .iter()
+            .filter_map(|r| r.metadata.uid.clone())
+            .collect();
+        let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|uid, _| live.contains(uid));
+    }
+
+    /// Recomputes and, if it changed, writes the bundle of `pool`. `focus` gives the reconciler's
+    /// fresh verdict on the rule being reconciled (valid and its topic ready; its status is not
+    /// written yet).
     pub async fn publish(
         &self,
         pool: &str,
@@ -142,7 +175,6 @@ impl BundlePublisher {
     ) -> Result<Publication, kube::Error> {
         let _serialised = self.lock.lock().await;
         let current = self.current(pool).await?;
-        let engine = sandboxed_engine();
         let mut carried = BTreeMap::new();
         let mut definitions: Vec<RuleDefinition> = Vec::new();
         for rule in store.state() {
@@ -150,11 +182,11 @@ impl BundlePublisher {
                 continue;
             }
             let id = rule_id(&rule);
-            let topic_ready = match focus {
-                Some((focus_id, ready)) if *focus_id == id => ready,
-                _ => topic_ready_in_status(&rule),
+            let publishable = match focus {
+                Some((focus_id, publishable)) if *focus_id == id => publishable,
+                _ => topic_ready_in_status(&rule) && self.is_valid(&rule),
             };
-            if topic_ready && validate_spec(&engine, &rule.spec).is_ok() {
+            if publishable {
                 definitions.push(RuleDefinition::from_spec(id.clone(), &rule.spec));
                 carried.insert(id, Carried::Current);
             } else if let Some(previous) = current
@@ -165,6 +197,7 @@ impl BundlePublisher {
                 carried.insert(id, Carried::Previous);
             }
         }
+        self.forget_deleted(store);
         let bundle = RuleBundle::build(pool, definitions);
         if current
             .as_ref()

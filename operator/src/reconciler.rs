@@ -231,7 +231,11 @@ async fn apply(
     } else {
         let publication = ctx
             .publisher
-            .publish(&rule.spec.router, &ctx.store, Some((&id, topic.is_ready())))
+            .publish(
+                &rule.spec.router,
+                &ctx.store,
+                Some((&id, validity.is_ok() && topic.is_ready())),
+            )
             .await?;
         if publication.changed {
             ctx.metrics.bundle_publishes.inc();
