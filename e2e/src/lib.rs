@@ -53,6 +53,37 @@ pub fn run_up_script(script: &str, name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{} printed no {name}", script.display()))
 }
 
+/// Arguments of `streamsplit-router run` as the tests and benchmarks start it: fast commits and
+/// group joins. Callers append the rule source and their own extras.
+pub fn router_run_args(
+    bootstrap: &str,
+    source: &str,
+    group: &str,
+    exception_topic: &str,
+    metrics_addr: &str,
+) -> Vec<String> {
+    [
+        "run",
+        "--brokers",
+        bootstrap,
+        "--source-topic",
+        source,
+        "--group",
+        group,
+        "--exception-topic",
+        exception_topic,
+        "--metrics-addr",
+        metrics_addr,
+        "--commit-interval",
+        "200ms",
+        "--consumer-property",
+        "session.timeout.ms=6000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use streamsplit_e2e::{
-    free_port, http_get, unique_name, wait_until, Broker, ChildProcess, ProjectedConfigMap,
-    TestRecord,
+    free_port, http_get, router_run_args, unique_name, wait_until, Broker, ChildProcess,
+    ProjectedConfigMap, TestRecord,
 };
 use streamsplit_rules::{Mode, RuleBundle, RuleDefinition, RuleId, Tier, BUNDLE_FILE_NAME};
 
@@ -79,29 +79,12 @@ struct Run {
 fn start(broker: &Broker, source: &str, exceptions: &str, extra: &[String]) -> Run {
     let metrics = format!("127.0.0.1:{}", free_port());
     let group = unique_name("bench");
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
-        &broker.bootstrap,
-        "--source-topic",
-        source,
-        "--group",
-        &group,
-        "--exception-topic",
-        exceptions,
-        "--metrics-addr",
-        &metrics,
-        "--commit-interval",
-        "200ms",
-        "--consumer-property",
-        "session.timeout.ms=6000",
-        // noida-db answers a fetch with the whole backlog, ignoring fetch.max.bytes.
-        "--consumer-property",
-        "receive.message.max.bytes=2000000000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = router_run_args(&broker.bootstrap, source, &group, exceptions, &metrics);
+    // noida-db answers a fetch with the whole backlog, ignoring fetch.max.bytes.
+    args.extend([
+        "--consumer-property".into(),
+        "receive.message.max.bytes=2000000000".into(),
+    ]);
     args.extend(extra.iter().cloned());
     let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}.log"));
     let binary = Path::new(env!("CARGO_BIN_EXE_streamsplit-router"));

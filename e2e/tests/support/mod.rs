@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use streamsplit_e2e::{
-    free_port, http_get, sample_value, unique_name, wait_until, workspace_binary, Broker,
-    ChildProcess, Cluster, Projection, TestRecord,
+    free_port, http_get, router_run_args, sample_value, unique_name, wait_until, workspace_binary,
+    Broker, ChildProcess, Cluster, Projection, TestRecord,
 };
 
 pub const POOL: &str = "default";
@@ -130,30 +130,22 @@ impl Stack {
                 .unwrap(),
         );
         let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let args: Vec<String> = [
-            "run",
-            "--brokers",
+        let mut args = router_run_args(
             &self.broker.bootstrap,
-            "--source-topic",
             &self.source,
-            "--group",
             &self.group,
-            "--exception-topic",
             &self.exceptions,
-            "--config-dir",
-            config_dir.to_str().unwrap(),
-            "--state-dir",
-            self.work.path().join("state").to_str().unwrap(),
-            "--metrics-addr",
             &metrics_addr,
-            "--commit-interval",
-            "200ms",
-            "--consumer-property",
-            "session.timeout.ms=6000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        );
+        args.extend([
+            "--config-dir".to_string(),
+            config_dir.display().to_string(),
+            "--state-dir".to_string(),
+            self.work.path().join("state").display().to_string(),
+            // Fail copies to a missing topic after 1 s instead of librdkafka's 30 s.
+            "--producer-property".to_string(),
+            "topic.metadata.propagation.max.ms=1000".to_string(),
+        ]);
         let child = ChildProcess::spawn(
             &workspace_binary("streamsplit-router"),
             &args,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use streamsplit_e2e::{free_port, unique_name, Broker, ChildProcess};
+use streamsplit_e2e::{free_port, router_run_args, unique_name, Broker, ChildProcess};
 
 /// The router binary under test.
 pub fn router_bin() -> PathBuf {
@@ -29,28 +29,17 @@ pub fn start_router(
     rules_args: &[String],
 ) -> RouterProcess {
     let metrics_addr = format!("127.0.0.1:{}", free_port());
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
+    let mut args = router_run_args(
         &broker.bootstrap,
-        "--source-topic",
         source,
-        "--group",
         group,
-        "--exception-topic",
         exception_topic,
-        "--metrics-addr",
         &metrics_addr,
-        "--commit-interval",
-        "200ms",
-        "--consumer-property",
-        "session.timeout.ms=6000",
-        "--consumer-property",
-        "heartbeat.interval.ms=500",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    );
+    args.extend([
+        "--consumer-property".into(),
+        "heartbeat.interval.ms=500".into(),
+    ]);
     args.extend(rules_args.iter().cloned());
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique_name("router")));
     let process = ChildProcess::spawn(&router_bin(), &args, &log)
