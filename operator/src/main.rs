@@ -9,6 +9,7 @@ mod publisher;
 mod reconciler;
 mod status;
 mod topics;
+mod validation;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::SplitRule;
 use streamsplit_rules::{
-    sandboxed_engine, validate_spec, RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME,
+    RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME,
 };
 use tokio::sync::Mutex;
 
@@ -136,20 +136,28 @@ impl BundlePublisher {
             .collect())
     }
 
-    /// Whether the rule's current generation validates, computed once per generation.
-    fn is_valid(&self, rule: &SplitRule) -> bool {
+    /// Records the reconciler's verdict on a rule's current generation.
+    pub fn remember_validity(&self, rule: &SplitRule, valid: bool) {
+        if let Some(uid) = rule.metadata.uid.clone() {
+            let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(uid, (rule.metadata.generation, valid));
+        }
+    }
+
+    /// Whether the rule's current generation validates, computed once per generation (off the
+    /// async runtime, bounded in time).
+    async fn is_valid(&self, rule: &SplitRule) -> bool {
         let generation = rule.metadata.generation;
-        let Some(uid) = rule.metadata.uid.clone() else {
-            return validate_spec(&sandboxed_engine(), &rule.spec).is_ok();
-        };
-        let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((cached, valid)) = cache.get(&uid) {
-            if *cached == generation {
-                return *valid;
+        if let Some(uid) = &rule.metadata.uid {
+            let cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((cached, valid)) = cache.get(uid) {
+                if *cached == generation {
+                    return *valid;
+                }
             }
         }
-        let valid = validate_spec(&sandboxed_engine(), &rule.spec).is_ok();
-        cache.insert(uid, (generation, valid));
+        let valid = crate::validation::validate(&rule.spec).await.is_ok();
+        self.remember_validity(rule, valid);
         valid
     }
 
@@ -184,7 +192,7 @@ impl BundlePublisher {
             let id = rule_id(&rule);
             let publishable = match focus {
                 Some((focus_id, publishable)) if *focus_id == id => publishable,
-                _ => topic_ready_in_status(&rule) && self.is_valid(&rule),
+                _ => topic_ready_in_status(&rule) && self.is_valid(&rule).await,
             };
             if publishable {
                 definitions.push(RuleDefinition::from_spec(id.clone(), &rule.spec));

@@ -13,7 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::{SplitRule, SplitRuleStatus};
 use streamsplit_rules::{
-    sandboxed_engine, validate_spec, DeletionPolicy, RuleError, RuleId, TopicSpec,
+    DeletionPolicy, RuleError, RuleId, TopicSpec,
 };
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
@@ -179,8 +179,8 @@ async fn apply(
     api: &Api<SplitRule>,
 ) -> Result<Action, ReconcileError> {
     let id = rule_id(&rule);
-    let engine = sandboxed_engine();
-    let validity = validate_spec(&engine, &rule.spec).map(|_| ());
+    let validity = crate::validation::validate(&rule.spec).await;
+    ctx.publisher.remember_validity(&rule, validity.is_ok());
 
     let topic = if matches!(validity, Err(RuleError::InvalidTopic(_))) {
         TopicVerdict::InvalidName

@@ -1,9 +1,9 @@
 //! A rule condition compiled once and evaluated per record.
 
-use rhai::{Dynamic, Engine, Scope, AST};
+use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Expr, FnCallExpr, Position, Scope, Stmt, AST};
 use thiserror::Error;
 
-use crate::engine::RECORD_VARIABLE;
+use crate::engine::{EvaluationClock, BLOCKED_FUNCTIONS, BUDGET_TOKEN, RECORD_VARIABLE};
 
 /// Why a condition does not compile, with the position users need to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -17,6 +17,42 @@ pub struct CompileError {
     pub column: usize,
 }
 
+impl CompileError {
+    fn at(message: String, position: Position) -> Self {
+        CompileError {
+            message,
+            line: position.line().unwrap_or(0),
+            column: position.position().unwrap_or(0),
+        }
+    }
+}
+
+/// Fails on the first call of a [`BLOCKED_FUNCTIONS`] entry, as function or method.
+fn reject_blocked_calls(ast: &AST) -> Result<(), CompileError> {
+    let mut blocked = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call: Option<(&FnCallExpr, &Position)> = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, position) | Expr::MethodCall(call, position)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, position))) => Some((call, position)),
+            _ => None,
+        };
+        if let Some((call, position)) = call {
+            if BLOCKED_FUNCTIONS.contains(&call.name.as_str()) {
+                blocked = Some(CompileError::at(
+                    format!(
+                        "function '{}' is not available in conditions (no blocking, time or process functions)",
+                        call.name
+                    ),
+                    *position,
+                ));
+                return false;
+            }
+        }
+        true
+    });
+    blocked.map_or(Ok(()), Err)
+}
+
 /// Why a condition failed on one record. Never fatal: only this rule is affected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum EvalError {
@@ -26,6 +62,25 @@ pub enum EvalError {
     /// Rhai stopped the condition (type mismatch, missing property, operation limit, ...).
     #[error("{0}")]
     Runtime(String),
+    /// The condition ran past the engine's wall-clock budget (twice: a single overrun may be
+    /// the machine's fault, not the rule's).
+    #[error("condition exceeded its time budget")]
+    TimeBudget,
+    /// The rule kept exceeding its time budget and is no longer evaluated.
+    #[error("rule quarantined after exceeding its time budget {0} times in a row; fix the condition to route its records again")]
+    Quarantined(u32),
+}
+
+impl EvalError {
+    /// Short machine-readable reason, for metrics and exception headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EvalError::NotBool(_) => "NotBool",
+            EvalError::Runtime(_) => "Runtime",
+            EvalError::TimeBudget => "TimeBudget",
+            EvalError::Quarantined(_) => "Quarantined",
+        }
+    }
 }
 
 /// A compiled condition.
@@ -43,11 +98,8 @@ impl Condition {
         scope.push(RECORD_VARIABLE, Dynamic::UNIT);
         let ast = engine
             .compile_with_scope(&scope, source)
-            .map_err(|err| CompileError {
-                message: err.err_type().to_string(),
-                line: err.position().line().unwrap_or(0),
-                column: err.position().position().unwrap_or(0),
-            })?;
+            .map_err(|err| CompileError::at(err.err_type().to_string(), err.position()))?;
+        reject_blocked_calls(&ast)?;
         Ok(Condition { ast })
     }
 
@@ -60,15 +112,37 @@ impl Condition {
     ///
     /// Variables the condition declares are removed afterwards so they cannot leak into the
     /// next rule evaluated on the same record.
+    ///
+    /// An evaluation that runs past the engine's time budget is tried once more with a fresh
+    /// budget before it counts as [`EvalError::TimeBudget`]: conditions are pure, and a single
+    /// overrun is usually the thread being descheduled on a busy machine.
     pub fn evaluate(&self, engine: &Engine, scope: &mut Scope<'_>) -> Result<bool, EvalError> {
+        match self.evaluate_once(engine, scope) {
+            Err(EvalError::TimeBudget) => self.evaluate_once(engine, scope),
+            outcome => outcome,
+        }
+    }
+
+    fn evaluate_once(&self, engine: &Engine, scope: &mut Scope<'_>) -> Result<bool, EvalError> {
         let depth = scope.len();
-        let result = engine.eval_ast_with_scope::<Dynamic>(scope, &self.ast);
+        let result = {
+            let _clock = EvaluationClock::start();
+            engine.eval_ast_with_scope::<Dynamic>(scope, &self.ast)
+        };
         scope.rewind(depth);
         match result {
             Ok(value) => value
                 .as_bool()
                 .map_err(|type_name| EvalError::NotBool(type_name.to_string())),
-            Err(err) => Err(EvalError::Runtime(err.to_string())),
+            Err(err) => match *err {
+                EvalAltResult::ErrorTerminated(token, _)
+                    if token.clone().into_immutable_string().ok().as_deref()
+                        == Some(BUDGET_TOKEN) =>
+                {
+                    Err(EvalError::TimeBudget)
+                }
+                other => Err(EvalError::Runtime(other.to_string())),
+            },
         }
     }
 }

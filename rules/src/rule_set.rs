@@ -5,12 +5,14 @@
 //! conditions run behind it can change (fast paths, indexes) without touching the router.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use rhai::{Engine, Scope};
 
 use crate::condition::{Condition, EvalError};
 use crate::definition::RuleDefinition;
-use crate::engine::{sandboxed_engine, RECORD_VARIABLE};
+use crate::engine::{sandboxed_engine, sandboxed_engine_with_budget, RECORD_VARIABLE};
 use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
@@ -28,6 +30,43 @@ pub enum EvalMode {
     RhaiOnly,
 }
 
+/// Consecutive time-budget overruns after which a rule is quarantined: it is no longer
+/// evaluated, and each record it would have seen goes to the exception topic instead of slowing
+/// every record down.
+pub const QUARANTINE_AFTER_OVERRUNS: u32 = 5;
+
+/// A rule's record of time-budget overruns, shared by every thread evaluating the set.
+#[derive(Debug, Default)]
+struct OverrunState {
+    consecutive: AtomicU32,
+    quarantined: AtomicBool,
+}
+
+impl OverrunState {
+    fn quarantined(quarantined: bool) -> Self {
+        OverrunState {
+            consecutive: AtomicU32::new(0),
+            quarantined: AtomicBool::new(quarantined),
+        }
+    }
+
+    /// Counts one overrun; true exactly once, when the rule becomes quarantined.
+    fn overrun(&self) -> bool {
+        let count = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+        count >= QUARANTINE_AFTER_OVERRUNS && !self.quarantined.swap(true, Ordering::AcqRel)
+    }
+
+    fn in_time(&self) {
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Release);
+        }
+    }
+
+    fn is_quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::Acquire)
+    }
+}
+
 /// A rule ready to evaluate.
 #[derive(Debug)]
 pub struct CompiledRule {
@@ -35,12 +74,18 @@ pub struct CompiledRule {
     pub definition: RuleDefinition,
     condition: Condition,
     fast: Option<FastCondition>,
+    overruns: OverrunState,
 }
 
 impl CompiledRule {
     /// Whether the condition runs on the fast path.
     pub fn is_fast(&self) -> bool {
         self.fast.is_some()
+    }
+
+    /// Whether the rule was quarantined for exceeding its time budget.
+    pub fn is_time_quarantined(&self) -> bool {
+        self.overruns.is_quarantined()
     }
 }
 
@@ -80,6 +125,8 @@ pub struct Evaluation {
     pub matches: Vec<usize>,
     /// Rules that errored on the record; the others were still evaluated.
     pub failures: Vec<RuleFailure>,
+    /// Rules quarantined by this very evaluation (their time budget ran out once too often).
+    pub quarantined: Vec<usize>,
 }
 
 /// Where one copy of a record goes.
@@ -122,11 +169,15 @@ impl RuleSet {
         mode: EvalMode,
         previous: Option<&RuleSet>,
     ) -> (RuleSet, Vec<QuarantinedRule>) {
-        let compiled: std::collections::HashMap<&str, &Condition> = previous
+        // Unchanged conditions keep their compiled form and their time quarantine.
+        let compiled: std::collections::HashMap<&str, (&Condition, bool)> = previous
             .map(|p| {
                 p.rules
                     .iter()
-                    .map(|r| (r.definition.condition.as_str(), &r.condition))
+                    .map(|r| {
+                        let quarantined = r.overruns.is_quarantined();
+                        (r.definition.condition.as_str(), (&r.condition, quarantined))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -142,9 +193,9 @@ impl RuleSet {
                 });
                 continue;
             }
-            let reused = compiled
-                .get(definition.condition.as_str())
-                .map(|c| (*c).clone());
+            let reused = compiled.get(definition.condition.as_str());
+            let time_quarantined = reused.is_some_and(|(_, q)| *q);
+            let reused = reused.map(|(c, _)| (*c).clone());
             let result = match reused {
                 Some(condition) => crate::topic_name::validate_topic_name(&definition.target_topic)
                     .map(|()| condition)
@@ -156,6 +207,7 @@ impl RuleSet {
                     definition,
                     condition,
                     fast: None,
+                    overruns: OverrunState::quarantined(time_quarantined),
                 }),
                 Err(error) => quarantined.push(QuarantinedRule {
                     id: definition.id,
@@ -189,6 +241,36 @@ impl RuleSet {
             },
             quarantined,
         )
+    }
+
+    /// Sets the wall-clock budget of one condition on one record (default
+    /// [`crate::engine::DEFAULT_EVAL_BUDGET`]).
+    pub fn with_eval_budget(mut self, budget: Duration) -> Self {
+        self.engine = sandboxed_engine_with_budget(budget);
+        self
+    }
+
+    /// Runs one rule's condition through Rhai, keeping its overrun record.
+    fn evaluate_rhai(
+        &self,
+        index: usize,
+        scope: &mut Scope<'_>,
+        evaluation: &mut Evaluation,
+    ) -> Result<bool, EvalError> {
+        let rule = &self.rules[index];
+        if rule.overruns.is_quarantined() {
+            return Err(EvalError::Quarantined(QUARANTINE_AFTER_OVERRUNS));
+        }
+        let outcome = rule.condition.evaluate(&self.engine, scope);
+        match outcome {
+            Err(EvalError::TimeBudget) => {
+                if rule.overruns.overrun() {
+                    evaluation.quarantined.push(index);
+                }
+            }
+            _ => rule.overruns.in_time(),
+        }
+        outcome
     }
 
     /// How this set evaluates.
@@ -248,7 +330,7 @@ impl RuleSet {
                         scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(&value));
                         scope
                     });
-                    rule.condition.evaluate(&self.engine, scope)
+                    self.evaluate_rhai(index, scope, &mut evaluation)
                 }
             };
             match outcome {
@@ -272,7 +354,7 @@ impl RuleSet {
             if rule.definition.suspend {
                 continue;
             }
-            match rule.condition.evaluate(&self.engine, &mut scope) {
+            match self.evaluate_rhai(index, &mut scope, &mut evaluation) {
                 Ok(true) => evaluation.matches.push(index),
                 Ok(false) => {}
                 Err(error) => evaluation.failures.push(RuleFailure { rule: index, error }),

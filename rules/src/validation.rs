@@ -28,6 +28,12 @@ pub enum RuleError {
     /// Another rule in the same set already has this identity.
     #[error("another rule with the same namespace/name comes first")]
     Duplicate,
+    /// Compiling the rule and running its tests took longer than the validator allows.
+    #[error("validation did not finish within {}", humantime::format_duration(*.0))]
+    Timeout(std::time::Duration),
+    /// The validation task itself failed (a bug: please report it).
+    #[error("validation aborted: {0}")]
+    Aborted(String),
 }
 
 impl RuleError {
@@ -36,9 +42,14 @@ impl RuleError {
         match self {
             RuleError::InvalidTopic(_) => "InvalidTopic",
             RuleError::Compile(_) => "CompileError",
+            RuleError::TestFailed(failure) if failure.outcome == Err(EvalError::TimeBudget) => {
+                "Timeout"
+            }
             RuleError::TestFailed(_) => "TestFailed",
             RuleError::InvalidRouter(_) => "InvalidRouter",
             RuleError::Duplicate => "Duplicate",
+            RuleError::Timeout(_) => "Timeout",
+            RuleError::Aborted(_) => "ValidationAborted",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Engine semantics: what a condition sees, how it fails, and that one rule never disturbs another.
 
 use streamsplit_rules::{
-    parse_manifests, validate_spec, EvalError, Mode, RuleDefinition, RuleError, RuleId, RuleSet,
+    parse_manifests, validate_spec, EvalError, EvalMode, Mode, RuleDefinition, RuleError, RuleId, RuleSet,
     Tier,
 };
 
@@ -239,4 +239,115 @@ fn manifests_default_namespace_tier_and_pool_and_reject_other_kinds() {
             .starts_with("g.yaml#1: expected apiVersion"),
         "{error}"
     );
+}
+
+fn named(name: &str, condition: &str) -> RuleDefinition {
+    rule(name, condition, "t", Tier::Standard)
+}
+
+/// Conditions a hostile or careless rule author could write, each of which used to stall a
+/// router for seconds or minutes per record.
+#[test]
+fn blocking_and_time_functions_are_not_available() {
+    for condition in [
+        r#"sleep(3); record.page == "Home""#,
+        "sleep(0.5); true",
+        "timestamp() != ()",
+    ] {
+        let (set, quarantined) = RuleSet::compile([named("r", condition)]);
+        let evaluation = set.evaluate(br#"{"page": "Home"}"#);
+        let rejected_at_compile = !quarantined.is_empty();
+        let failed_at_run = evaluation.is_ok_and(|e| e.failures.len() == 1);
+        assert!(
+            rejected_at_compile || failed_at_run,
+            "{condition} must not run"
+        );
+        assert!(rejected_at_compile, "{condition} is rejected when compiled");
+    }
+}
+
+#[test]
+fn a_slow_condition_is_stopped_by_the_time_budget_and_the_others_still_run() {
+    let slow = r#"for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true"#;
+    let (set, quarantined) = RuleSet::compile([named("slow", slow), named("fast", "record.id == 1")]);
+    assert!(quarantined.is_empty());
+    let set = set.with_eval_budget(std::time::Duration::from_millis(5));
+    let started = std::time::Instant::now();
+    let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(evaluation.matches.len(), 1, "the fast rule still matches");
+    assert_eq!(evaluation.failures.len(), 1);
+    assert_eq!(evaluation.failures[0].error, EvalError::TimeBudget);
+}
+
+#[test]
+fn a_rule_that_keeps_overrunning_is_quarantined_and_keeps_its_quarantine_across_swaps() {
+    let slow = r#"for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true"#;
+    let rules = || [named("slow", slow), named("ok", "record.id == 1")];
+    let (set, _) = RuleSet::compile(rules());
+    let set = set.with_eval_budget(std::time::Duration::from_millis(1));
+    let limit = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS as usize;
+    let mut quarantined_at = None;
+    for attempt in 1..=limit + 2 {
+        let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+        assert_eq!(evaluation.matches.len(), 1, "the other rule keeps routing");
+        if !evaluation.quarantined.is_empty() {
+            assert!(quarantined_at.is_none(), "quarantined exactly once");
+            quarantined_at = Some(attempt);
+        }
+        if attempt > limit {
+            assert!(
+                matches!(evaluation.failures[0].error, EvalError::Quarantined(_)),
+                "{:?}",
+                evaluation.failures
+            );
+        }
+    }
+    assert_eq!(quarantined_at, Some(limit));
+    let slow_index = set
+        .rules()
+        .iter()
+        .position(|r| r.definition.id.name == "slow")
+        .unwrap();
+    assert!(set.rules()[slow_index].is_time_quarantined());
+    let (next, _) = RuleSet::compile_reusing(rules(), EvalMode::Fast, Some(&set));
+    assert!(
+        next.rules()[slow_index].is_time_quarantined(),
+        "an unchanged rule stays quarantined"
+    );
+}
+
+#[test]
+fn an_operation_limit_stops_an_endless_loop_within_the_budget() {
+    let (set, _) = RuleSet::compile([named("loop", "loop {} true")]);
+    let started = std::time::Instant::now();
+    let evaluation = set.evaluate(b"{}").unwrap();
+    assert_eq!(evaluation.failures.len(), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn rule_tests_that_run_out_of_time_report_a_timeout() {
+    let manifests = parse_manifests(
+        r#"
+apiVersion: streamsplit.io/v1alpha1
+kind: SplitRule
+metadata: {name: slow}
+spec:
+  condition: 'for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true'
+  targetTopic: t
+  tests:
+    - {name: any, record: {}, expect: match}
+"#,
+        "inline",
+    )
+    .unwrap();
+    let engine =
+        streamsplit_rules::engine::sandboxed_engine_with_budget(std::time::Duration::from_millis(1));
+    let error = validate_spec(&engine, &manifests[0].spec).unwrap_err();
+    assert_eq!(error.reason(), "Timeout", "{error}");
 }

@@ -157,6 +157,7 @@ proptest! {
 fn malformed_records_fail_the_same_way_on_both_paths() {
     let (fast, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::Fast);
     let (rhai, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::RhaiOnly);
+    let deep = format!(r#"{{"id": 2, "x": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
     for payload in [
         &b""[..],
         b"not json",
@@ -164,6 +165,12 @@ fn malformed_records_fail_the_same_way_on_both_paths() {
         b"{\"id\": 1",
         b"{\"id\": 1} x",
         b"\"str\"",
+        // Broken only in a field no condition reads: the fast extractor skips it, yet both
+        // paths must still call the record undecodable.
+        br#"{"id": 2, "x": "\ud800"}"#,
+        b"{\"id\": 2, \"x\": \"\xff\"}",
+        br#"{"id": 2, "x": 1e400}"#,
+        deep.as_bytes(),
     ] {
         assert_eq!(
             fast.evaluate(payload),

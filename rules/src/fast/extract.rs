@@ -1,14 +1,15 @@
 //! One pass over the record's JSON that keeps only the fields conditions reference.
 //!
 //! Every referenced path (`record.client.os` is `["client", "os"]`) gets a slot index when the
-//! rule set is compiled. Extraction validates the whole document (so undecodable records are
-//! still detected) but skips unreferenced values without building them, and borrows strings that
-//! need no unescaping.
+//! rule set is compiled. Extraction validates the whole document exactly as the full decoder
+//! does (UTF-8, escapes and surrogate pairs, numbers, nesting depth), so both paths make the same
+//! decode decision, but it skips unreferenced values without building them and borrows strings
+//! that need no unescaping.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::value::Value;
 
@@ -136,7 +137,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
                     })?;
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                 }
             }
         }
@@ -206,7 +207,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_, 'de> {
     }
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         self.set(Value::Composite);
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skipped>()?.is_some() {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
@@ -217,6 +218,54 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_, 'de> {
             slots: self.slots,
         }
         .visit_map(map)
+    }
+}
+
+/// An unreferenced value, parsed (and so validated) like the full decoder does but never built.
+/// serde's `IgnoredAny` would let serde_json skip strings without checking their escapes or
+/// UTF-8 and nest without a depth limit, accepting records the full decoder rejects.
+struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkippedVisitor)
+    }
+}
+
+struct SkippedVisitor;
+
+impl<'de> Visitor<'de> for SkippedVisitor {
+    type Value = Skipped;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_key::<std::borrow::Cow<'de, str>>()?.is_some() {
+            map.next_value::<Skipped>()?;
+        }
+        Ok(Skipped)
     }
 }
 
@@ -249,5 +298,28 @@ mod tests {
         assert!(extract_slots(&paths, b"{\"id\": 1} trailing").is_err());
         let big = extract_slots(&paths, br#"{"id": 18446744073709551615}"#).unwrap();
         assert_eq!(big[id], Value::Float(u64::MAX as f64));
+    }
+
+    #[test]
+    fn unreferenced_values_are_validated_like_the_full_decoder_does() {
+        let mut paths = FieldPaths::default();
+        paths.intern(&["id"]);
+        let deep = format!(r#"{{"id": 1, "x": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let bad: [&[u8]; 5] = [
+            br#"{"id": 1, "x": "\ud800"}"#,
+            b"{\"id\": 1, \"x\": \"\xff\"}",
+            br#"{"id": 1, "x": 1e400}"#,
+            br#"{"id": 1, "x": {"\ud800": 1}}"#,
+            deep.as_bytes(),
+        ];
+        for payload in bad {
+            let full = serde_json::from_slice::<serde_json::Value>(payload);
+            assert!(full.is_err(), "the full decoder rejects {payload:?}");
+            assert!(
+                extract_slots(&paths, payload).is_err(),
+                "extraction must reject {:?} too",
+                String::from_utf8_lossy(payload)
+            );
+        }
     }
 }
