@@ -38,6 +38,9 @@ pub enum Command {
         /// SplitRule YAML files or directories (multi-document files allowed).
         #[arg(required = true)]
         rules: Vec<PathBuf>,
+        /// Wall-clock time one condition may take on one record, as in `run`.
+        #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+        eval_budget: Duration,
     },
     /// Show where each JSON line would be routed, without Kafka.
     ///
@@ -53,6 +56,9 @@ pub enum Command {
         /// How conditions are evaluated.
         #[arg(long, value_enum, default_value_t = Engine::Fast)]
         engine: Engine,
+        /// Wall-clock time one condition may take on one record, as in `run`.
+        #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+        eval_budget: Duration,
     },
     /// Consume the source topics and route records until SIGTERM/SIGINT.
     Run(Box<RunArgs>),
@@ -131,10 +137,23 @@ pub struct RunArgs {
     /// Longest wait for in-flight copies on shutdown and when partitions are revoked.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
-    /// Most records whose copies may be in flight at once; beyond it consumption waits, which
-    /// bounds memory and queueing delay.
+    /// Most copies in flight at once in each of the critical (with exception records) and
+    /// standard lanes; beyond it consumption waits, which bounds memory and queueing delay.
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
+    /// Most bytes (key + value + headers) of copies in flight at once: half for the critical
+    /// lane, a quarter each for standard and best-effort. Size it to about a third of the
+    /// container's memory limit. Accepts Ki, Mi and Gi suffixes.
+    #[arg(long, default_value = "128Mi", value_parser = parse_bytes, env = "STREAMSPLIT_MAX_IN_FLIGHT_BYTES")]
+    pub max_in_flight_bytes: usize,
+    /// How long the router may have work (lag or copies in flight) without any progress before
+    /// `/healthz` fails and Kubernetes restarts it.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+    /// Wall-clock time one condition may take on one record. A condition that runs longer is
+    /// stopped (a rule error for that record); one that keeps doing so is quarantined.
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    pub eval_budget: Duration,
     /// How conditions are evaluated.
     #[arg(long, value_enum, default_value_t = Engine::Fast)]
     pub engine: Engine,
@@ -142,7 +161,8 @@ pub struct RunArgs {
     /// compare rule evaluation against (same consumer, producer and commit path).
     #[arg(long, hide = true, conflicts_with_all = ["rules", "config_dir"])]
     pub pass_through_topic: Option<String>,
-    /// Queue size of the best-effort producer; beyond it best-effort copies are dropped.
+    /// Most best-effort copies in flight; beyond it best-effort copies are dropped (counted in
+    /// `streamsplit_dropped_total`), never waited for.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]
     pub best_effort_queue: usize,
 }
@@ -153,5 +173,41 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
             Ok((key.trim().to_string(), value.to_string()))
         }
         _ => Err(format!("expected key=value, got {text:?}")),
+    }
+}
+
+/// Parses a byte size: a plain number, or one with a `Ki`, `Mi` or `Gi` suffix.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(index) => text.split_at(index),
+        None => (text, ""),
+    };
+    let multiplier: usize = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return Err(format!("expected a size like 128Mi, got {text:?}")),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected a positive size like 128Mi, got {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_bytes("128Mi"), Ok(128 << 20));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        assert!(parse_bytes("12MB").is_err());
+        assert!(parse_bytes("0").is_err());
     }
 }

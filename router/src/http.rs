@@ -13,7 +13,7 @@ use crate::run::Router;
 pub async fn serve(addr: SocketAddr, router: Arc<Router>) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(router);
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -25,16 +25,29 @@ async fn metrics(State(router): State<Arc<Router>>) -> String {
     router.metrics.render()
 }
 
-/// Ready when partitions are assigned and a rule set is loaded.
+/// Alive unless the pipeline has had work without progress for longer than `--stall-timeout`
+/// (a broken client Kubernetes should restart).
+async fn healthz(State(router): State<Arc<Router>>) -> (StatusCode, String) {
+    match router.health.liveness() {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+/// Ready when partitions are assigned, a rule set is loaded and exception records can be
+/// written.
 async fn readyz(State(router): State<Arc<Router>>) -> (StatusCode, String) {
     let assigned = router.metrics.assigned_partitions.get();
     let loaded = router.is_rules_loaded();
-    if assigned > 0 && loaded {
-        (StatusCode::OK, "ready".into())
-    } else {
-        (
+    let exception_problem = router.health.exception_topic_problem();
+    match exception_problem {
+        None if assigned > 0 && loaded => (StatusCode::OK, "ready".into()),
+        problem => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: assigned partitions {assigned}, rule set loaded {loaded}"),
-        )
+            format!(
+                "not ready: assigned partitions {assigned}, rule set loaded {loaded}{}",
+                problem.map(|p| format!(", {p}")).unwrap_or_default()
+            ),
+        ),
     }
 }

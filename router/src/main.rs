@@ -26,7 +26,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Check { rules } => match commands::check::check(&rules, &mut std::io::stdout()) {
+        Command::Check { rules, eval_budget } => match commands::check::check(
+            &rules,
+            eval_budget,
+            &mut std::io::stdout(),
+        ) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(error) => {
@@ -38,7 +42,8 @@ fn main() -> ExitCode {
             rules,
             input,
             engine,
-        } => eval(&rules, input.as_deref(), engine.mode()),
+            eval_budget,
+        } => eval(&rules, input.as_deref(), engine.mode(), eval_budget),
         Command::Run(args) => run(*args),
     }
 }
@@ -47,6 +52,7 @@ fn eval(
     paths: &[std::path::PathBuf],
     input: Option<&std::path::Path>,
     mode: streamsplit_rules::EvalMode,
+    eval_budget: std::time::Duration,
 ) -> ExitCode {
     let manifests = match load_manifests(paths) {
         Ok(manifests) => manifests,
@@ -56,6 +62,7 @@ fn eval(
         }
     };
     let (rules, quarantined) = compile_manifests_with(&manifests, mode);
+    let rules = rules.with_eval_budget(eval_budget);
     for rule in &quarantined {
         eprintln!("warning: rule {} left out: {}", rule.id, rule.error);
     }
@@ -112,6 +119,7 @@ fn run(args: RunArgs) -> ExitCode {
                 config_dir.clone(),
                 fallback,
                 args.engine.mode(),
+                args.eval_budget,
             );
             if let Err(error) = config::watcher::spawn(reloader, args.config_poll_interval) {
                 tracing::error!(%error, "cannot start the config watcher");
@@ -119,7 +127,12 @@ fn run(args: RunArgs) -> ExitCode {
             }
             router
         } else if !args.rules.is_empty() {
-            match rule_source::from_manifests(&args.rules, args.engine.mode(), &metrics) {
+            match rule_source::from_manifests(
+                &args.rules,
+                args.engine.mode(),
+                args.eval_budget,
+                &metrics,
+            ) {
                 Ok(rules) => Arc::new(Router::new(rules, true, metrics)),
                 Err(error) => {
                     tracing::error!(%error, "cannot load rules");
@@ -147,7 +160,12 @@ fn run(args: RunArgs) -> ExitCode {
             exception_topic: args.exception_topic,
             commit_interval: args.commit_interval,
             drain_timeout: args.drain_timeout,
-            max_in_flight: args.max_in_flight,
+            lanes: run::lanes::LaneLimits {
+                copies: args.max_in_flight,
+                best_effort_copies: args.best_effort_queue,
+                bytes: args.max_in_flight_bytes,
+            },
+            stall_timeout: args.stall_timeout,
         };
         let result = run::run(settings, router, shutdown::signal()).await;
         server.abort();

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub rule_matches: IntCounterVec,
     /// Records a rule failed on.
     pub rule_errors: IntCounterVec,
+    /// Evaluations stopped because a condition ran past its time budget.
+    pub rule_time_budget_exceeded: IntCounterVec,
+    /// Producers replaced after a fatal error, by producer.
+    pub producer_replacements: IntCounterVec,
     /// Records written to the exception topic, by kind (decode, rule, produce).
     pub exceptions: IntCounterVec,
     /// Failed produce attempts, by tier and reason.
@@ -102,6 +106,18 @@ impl Metrics {
                 "Records a rule's condition failed on.",
                 &["rule"],
             ),
+            rule_time_budget_exceeded: counter_vec(
+                r,
+                "streamsplit_rule_time_budget_exceeded_total",
+                "Evaluations stopped because the condition ran past its time budget.",
+                &["rule"],
+            ),
+            producer_replacements: counter_vec(
+                r,
+                "streamsplit_producer_replacements_total",
+                "Producers replaced after a fatal error (e.g. idempotence state lost in a broker restart).",
+                &["producer"],
+            ),
             exceptions: counter_vec(
                 r,
                 "streamsplit_exceptions_total",
@@ -117,7 +133,7 @@ impl Metrics {
             dropped: counter_vec(
                 r,
                 "streamsplit_dropped_total",
-                "Best-effort copies dropped on a full queue.",
+                "Best-effort copies dropped: their lane was full or their delivery timed out.",
                 &["tier"],
             ),
             config_reloads: counter_vec(
@@ -172,13 +188,17 @@ impl Metrics {
     /// Exposes the bounded label sets from the start, so dashboards and alerts see zeros
     /// instead of missing series.
     fn with_known_label_sets(self) -> Self {
-        for kind in ["decode", "rule", "produce"] {
-            self.exceptions.with_label_values(&[kind]);
+        for kind in crate::run::source_record::ExceptionKind::ALL {
+            self.exceptions.with_label_values(&[kind.as_str()]);
         }
         for result in ["success", "rejected", "partial"] {
             self.config_reloads.with_label_values(&[result]);
         }
-        self.dropped.with_label_values(&["best-effort"]);
+        self.dropped
+            .with_label_values(&[streamsplit_rules::Tier::BestEffort.as_str()]);
+        for role in crate::run::kafka_config::ProducerRole::ALL {
+            self.producer_replacements.with_label_values(&[role.label()]);
+        }
         self
     }
 

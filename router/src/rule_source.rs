@@ -2,6 +2,7 @@
 //! mounted config directory (hot-reloaded).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use streamsplit_rules::{
     compile_manifests_with, content_version, load_manifests, EvalMode, ManifestError,
@@ -14,10 +15,12 @@ use crate::run::live_rules::LiveRules;
 pub fn from_manifests(
     paths: &[PathBuf],
     mode: EvalMode,
+    eval_budget: Duration,
     metrics: &Metrics,
 ) -> Result<LiveRules, ManifestError> {
     let manifests = load_manifests(paths)?;
     let (rules, quarantined) = compile_manifests_with(&manifests, mode);
+    let rules = rules.with_eval_budget(eval_budget);
     for rule in &quarantined {
         tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
     }

@@ -2,13 +2,20 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use streamsplit_rules::{load_manifests, sandboxed_engine, validate_spec, ManifestError};
+use streamsplit_rules::engine::sandboxed_engine_with_budget;
+use streamsplit_rules::{load_manifests, validate_spec, ManifestError};
 
-/// Prints a verdict per rule; returns whether all passed.
-pub fn check(paths: &[PathBuf], out: &mut impl Write) -> Result<bool, ManifestError> {
+/// Prints a verdict per rule; returns whether all passed. Tests run under the same limits as
+/// routing, `eval_budget` included.
+pub fn check(
+    paths: &[PathBuf],
+    eval_budget: Duration,
+    out: &mut impl Write,
+) -> Result<bool, ManifestError> {
     let manifests = load_manifests(paths)?;
-    let engine = sandboxed_engine();
+    let engine = sandboxed_engine_with_budget(eval_budget);
     let mut all_ok = true;
     for manifest in &manifests {
         let line = match validate_spec(&engine, &manifest.spec) {
@@ -22,7 +29,12 @@ pub fn check(paths: &[PathBuf], out: &mut impl Write) -> Result<bool, ManifestEr
             ),
             Err(error) => {
                 all_ok = false;
-                format!("FAIL  {} ({}): {error}", manifest.id, manifest.origin)
+                format!(
+                    "FAIL  {} ({}): {} ({error})",
+                    manifest.id,
+                    manifest.origin,
+                    error.reason()
+                )
             }
         };
         // Output goes to a terminal or pipe; a closed pipe is not worth failing the check over.

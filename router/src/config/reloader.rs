@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use streamsplit_rules::{EvalMode, RuleBundle, BUNDLE_FILE_NAME};
@@ -40,6 +41,7 @@ pub struct Reloader {
     mounted_missing_reported: bool,
     source: Option<Source>,
     mode: EvalMode,
+    eval_budget: Duration,
 }
 
 impl Reloader {
@@ -49,9 +51,11 @@ impl Reloader {
         config_dir: PathBuf,
         fallback: Option<FallbackStore>,
         mode: EvalMode,
+        eval_budget: Duration,
     ) -> Self {
         let mut reloader = Reloader {
             mode,
+            eval_budget,
             router,
             config_dir,
             fallback,
@@ -66,7 +70,7 @@ impl Reloader {
         if reloader.source.is_none() {
             tracing::error!(
                 config_dir = %reloader.config_dir.display(),
-                "no valid rule bundle mounted and no fallback copy: routing nothing, not ready"
+                "no valid rule bundle mounted and no fallback copy: consuming nothing, not ready, until one is mounted"
             );
         }
         reloader
@@ -144,6 +148,7 @@ impl Reloader {
         let metrics = &self.router.metrics;
         let live = self.router.rules.load();
         let (rules, quarantined) = bundle.compile_with(self.mode, Some(&live.rules));
+        let rules = rules.with_eval_budget(self.eval_budget);
         drop(live);
         for rule in &quarantined {
             tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");

@@ -15,6 +15,9 @@ use super::Reloader;
 
 /// Quiet time after an event before loading, so a burst of events causes one reload.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// How often a config directory that does not exist yet (a ConfigMap volume the kubelet has not
+/// projected, a bundle the operator has not published) is looked for: it cannot be watched.
+const MISSING_DIR_POLL: Duration = Duration::from_millis(250);
 
 /// Starts the watch thread.
 pub fn spawn(
@@ -41,8 +44,18 @@ pub fn spawn(
             loop {
                 if !watching {
                     watching = arm(watcher.as_mut(), reloader.config_dir());
+                    if watching {
+                        // The directory may have appeared with its bundle already in it.
+                        reloader.check();
+                    }
                 }
-                match events.recv_timeout(poll_interval) {
+                let missing = !watching && !reloader.config_dir().exists();
+                let timeout = if missing {
+                    poll_interval.min(MISSING_DIR_POLL)
+                } else {
+                    poll_interval
+                };
+                match events.recv_timeout(timeout) {
                     Ok(()) => {
                         while events.recv_timeout(DEBOUNCE).is_ok() {}
                         reloader.check();

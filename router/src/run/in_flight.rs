@@ -6,6 +6,7 @@ use std::sync::Arc;
 use prometheus::IntCounter;
 use streamsplit_rules::Tier;
 
+use super::lanes::{Lane, LanePermit};
 use super::offsets::{OffsetTracker, RecordPosition};
 use super::source_record::{ExceptionKind, SourceRecord};
 
@@ -17,8 +18,6 @@ pub struct InFlightRecord {
     position: RecordPosition,
     outstanding: AtomicUsize,
     tracker: Arc<OffsetTracker>,
-    /// Held while the record is in flight; bounds memory and queueing (`--max-in-flight`).
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl InFlightRecord {
@@ -28,14 +27,12 @@ impl InFlightRecord {
         position: RecordPosition,
         copies: usize,
         tracker: Arc<OffsetTracker>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         InFlightRecord {
             source,
             position,
             outstanding: AtomicUsize::new(copies),
             tracker,
-            _permit: permit,
         }
     }
 
@@ -69,7 +66,38 @@ pub enum CopyKind {
         message: String,
         /// The rule involved, if any.
         rule: Option<Arc<str>>,
+        /// Whether the broker refused the full record for its size, so that only a bounded
+        /// prefix is sent (marked by the `streamsplit.exception.truncated` header).
+        truncated: bool,
     },
+}
+
+impl CopyKind {
+    /// An exception record carrying the whole original record.
+    pub fn exception(kind: ExceptionKind, message: String, rule: Option<Arc<str>>) -> Self {
+        CopyKind::Exception {
+            kind,
+            message,
+            rule,
+            truncated: false,
+        }
+    }
+
+    /// The lane whose budget the copy draws from.
+    pub fn lane(&self) -> Lane {
+        match self {
+            CopyKind::Route { tier, .. } => Lane::of(*tier),
+            CopyKind::Exception { .. } => Lane::Critical,
+        }
+    }
+
+    /// `route` or `exception`, for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CopyKind::Route { .. } => "route",
+            CopyKind::Exception { .. } => "exception",
+        }
+    }
 }
 
 /// Travels with one copy through librdkafka and comes back in the delivery callback.
@@ -81,4 +109,6 @@ pub struct CopyTicket {
     pub kind: CopyKind,
     /// Produce attempts made so far by the router (librdkafka's own retries not counted).
     pub attempts: u32,
+    /// The copy's share of its lane's budget, released when the copy is done.
+    pub permit: Option<LanePermit>,
 }

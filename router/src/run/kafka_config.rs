@@ -10,8 +10,8 @@ use streamsplit_rules::Tier;
 const CRITICAL_MESSAGE_TIMEOUT_MS: &str = "300000";
 /// How long a standard or best-effort copy is retried before it goes to the exception topic.
 const BOUNDED_MESSAGE_TIMEOUT_MS: &str = "30000";
-/// Queue size of the best-effort producer; beyond it best-effort copies are dropped.
-pub const DEFAULT_BEST_EFFORT_QUEUE: usize = 100_000;
+/// Best-effort copies in flight; beyond it best-effort copies are dropped.
+pub const DEFAULT_BEST_EFFORT_QUEUE: usize = 10_000;
 
 /// Which producer a setting is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,14 @@ pub enum ProducerRole {
 }
 
 impl ProducerRole {
+    /// Every producer the router runs.
+    pub const ALL: [ProducerRole; 4] = [
+        ProducerRole::Tier(Tier::Critical),
+        ProducerRole::Tier(Tier::Standard),
+        ProducerRole::Tier(Tier::BestEffort),
+        ProducerRole::Exception,
+    ];
+
     /// Label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {

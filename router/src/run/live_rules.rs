@@ -21,6 +21,12 @@ pub struct RuleStats {
     pub matches: IntCounter,
     /// Condition failures.
     pub errors: IntCounter,
+    /// Evaluations stopped by the time budget.
+    pub overruns: IntCounter,
+    /// Tier label of `routed`.
+    tier: &'static str,
+    /// Mode label of `matches`.
+    mode: &'static str,
 }
 
 /// A compiled rule set with its metric handles and provenance.
@@ -53,8 +59,13 @@ impl LiveRules {
                         .rule_matches
                         .with_label_values(&[id.as_str(), d.mode.as_str()]),
                     errors: metrics.rule_errors.with_label_values(&[id.as_str()]),
+                    overruns: metrics
+                        .rule_time_budget_exceeded
+                        .with_label_values(&[id.as_str()]),
                     topic: Arc::from(d.target_topic.as_str()),
                     id: Arc::from(id),
+                    tier: d.tier.as_str(),
+                    mode: d.mode.as_str(),
                 }
             })
             .collect();
@@ -62,6 +73,34 @@ impl LiveRules {
             rules,
             stats,
             version,
+        }
+    }
+
+    /// Removes the per-rule metric series of rules (or rule targets) that `next` no longer has,
+    /// so a pool with churning rules does not grow its `/metrics` forever.
+    pub fn remove_series_missing_from(&self, next: &LiveRules, metrics: &Metrics) {
+        let kept: std::collections::HashSet<(&str, &str, &str, &str)> = next
+            .stats
+            .iter()
+            .map(|s| (&*s.id, &*s.topic, s.tier, s.mode))
+            .collect();
+        let kept_ids: std::collections::HashSet<&str> = next.stats.iter().map(|s| &*s.id).collect();
+        for stats in &self.stats {
+            if kept.contains(&(&*stats.id, &*stats.topic, stats.tier, stats.mode)) {
+                continue;
+            }
+            let _ = metrics
+                .records_routed
+                .remove_label_values(&[&stats.id, &stats.topic, stats.tier]);
+            let _ = metrics
+                .rule_matches
+                .remove_label_values(&[&stats.id, stats.mode]);
+            if !kept_ids.contains(&*stats.id) {
+                let _ = metrics.rule_errors.remove_label_values(&[&stats.id]);
+                let _ = metrics
+                    .rule_time_budget_exceeded
+                    .remove_label_values(&[&stats.id]);
+            }
         }
     }
 }

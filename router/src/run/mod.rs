@@ -5,8 +5,11 @@
 //! committed only once every copy (and exception record) is acknowledged.
 
 pub mod consumer;
+pub mod failure_log;
+pub mod health;
 pub mod in_flight;
 pub mod kafka_config;
+pub mod lanes;
 pub mod live_rules;
 pub mod offsets;
 pub mod producers;
@@ -25,12 +28,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::metrics::Metrics;
 use consumer::{commit_list, RouterConsumerContext};
+use health::Health;
 use in_flight::{CopyKind, CopyTicket, InFlightRecord};
 use kafka_config::KafkaSettings;
+use lanes::{Lane, LaneLimits, Lanes};
 use live_rules::LiveRules;
 use offsets::OffsetTracker;
 use producers::Producers;
@@ -49,13 +54,15 @@ pub struct RunSettings {
     pub exception_topic: String,
     /// How often finished offsets are committed.
     pub commit_interval: Duration,
-    /// Longest wait for in-flight copies at shutdown and on revoke.
+    /// Longest wait for in-flight copies at shutdown (all of it) and on revoke.
     pub drain_timeout: Duration,
-    /// Most records whose copies may be in flight at once; consumption waits beyond it.
-    pub max_in_flight: usize,
+    /// How much may be in flight per lane.
+    pub lanes: LaneLimits,
+    /// How long the pipeline may have work but make no progress before `/healthz` fails.
+    pub stall_timeout: Duration,
 }
 
-/// Why the router could not run.
+/// Why the router could not run, or stopped routing.
 #[derive(Debug, Error)]
 pub enum RunError {
     /// A Kafka client could not be created or subscribed.
@@ -66,6 +73,11 @@ pub enum RunError {
         /// The client error.
         source: KafkaError,
     },
+    /// The consumer failed in a way it cannot recover from (for example fenced by another
+    /// member with the same instance id); what was done is committed, the rest is routed again
+    /// after restart.
+    #[error("the consumer failed fatally: {0}")]
+    FatalConsumer(String),
 }
 
 /// Shared state of a running router, read by the HTTP endpoints.
@@ -74,9 +86,12 @@ pub struct Router {
     pub rules: ArcSwap<LiveRules>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Progress and fault state for `/healthz` and `/readyz`.
+    pub health: Arc<Health>,
     /// Benchmark baseline: copy every record here without evaluating rules.
     pub pass_through: Option<PassThrough>,
     rules_loaded: AtomicBool,
+    rules_loaded_notify: Notify,
 }
 
 /// Where pass-through copies go.
@@ -105,38 +120,71 @@ impl Router {
         Router {
             rules: ArcSwap::from_pointee(rules),
             metrics,
+            health: Arc::new(Health::default()),
             pass_through: None,
             rules_loaded: AtomicBool::new(loaded),
+            rules_loaded_notify: Notify::new(),
         }
     }
 
-    /// Replaces the live rules; records already being evaluated finish on the old set.
+    /// Replaces the live rules; records already being evaluated finish on the old set. The
+    /// metric series of rules that are gone are removed.
     pub fn swap_rules(&self, rules: LiveRules) {
-        self.rules.store(Arc::new(rules));
+        let old = self.rules.swap(Arc::new(rules));
+        old.remove_series_missing_from(&self.rules.load(), &self.metrics);
         self.rules_loaded.store(true, Ordering::Release);
+        self.rules_loaded_notify.notify_waiters();
     }
 
     /// Whether a rule set from a real source (not the empty placeholder) is live.
     pub fn is_rules_loaded(&self) -> bool {
         self.rules_loaded.load(Ordering::Acquire)
     }
+
+    /// Resolves once a rule set from a real source is live.
+    async fn rules_loaded(&self) {
+        loop {
+            let notified = self.rules_loaded_notify.notified();
+            if self.is_rules_loaded() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Consumes and routes until `shutdown` resolves, then drains and commits.
+///
+/// Nothing is consumed before a rule set from a real source (mounted bundle, fallback copy or
+/// manifests) is live: a router without rules would otherwise commit records it never copied.
 pub async fn run(
     settings: RunSettings,
     router: Arc<Router>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    tokio::pin!(shutdown);
+    if !router.is_rules_loaded() {
+        tracing::warn!("no rule set loaded yet: not consuming until a bundle is mounted");
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("stopped before any rule set was loaded; nothing was consumed");
+                return Ok(());
+            }
+            _ = router.rules_loaded() => tracing::info!("rule set loaded; starting to consume"),
+        }
+    }
     let metrics = router.metrics.clone();
+    let health = Arc::clone(&router.health);
+    health.set_stall_timeout(settings.stall_timeout);
     let tracker = Arc::new(OffsetTracker::default());
-    let (failed_tx, failed_rx) = mpsc::unbounded_channel();
+    let (repair_tx, repair_rx) = mpsc::unbounded_channel();
     let producers = Arc::new(
         Producers::new(
             &settings.kafka,
             &settings.exception_topic,
-            failed_tx,
+            repair_tx,
             metrics.clone(),
+            Arc::clone(&health),
         )
         .map_err(|source| RunError::Kafka {
             context: "cannot create producers",
@@ -147,7 +195,9 @@ pub async fn run(
         tracker: Arc::clone(&tracker),
         producers: Arc::clone(&producers),
         metrics: metrics.clone(),
+        health: Arc::clone(&health),
         revoke_flush_timeout: settings.drain_timeout,
+        shutdown_deadline: std::sync::Mutex::new(None),
     };
     let consumer: Arc<StreamConsumer<RouterConsumerContext>> = Arc::new(
         settings
@@ -169,58 +219,81 @@ pub async fn run(
     tracing::info!(topics = ?settings.source_topics, group = %settings.group, "routing");
 
     let repair = tokio::spawn(repair::repair_failed_copies(
-        failed_rx,
+        repair_rx,
         Arc::clone(&producers),
+        metrics.clone(),
+        Arc::clone(&health),
     ));
     let committer = tokio::spawn(commit_periodically(
         Arc::clone(&consumer),
         Arc::clone(&tracker),
         metrics.clone(),
+        Arc::clone(&health),
         settings.commit_interval,
     ));
 
+    let lanes = Lanes::new(settings.lanes);
     let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            permit = Arc::clone(&in_flight).acquire_owned() => permit.ok(),
-        };
+    let mut outcome = Ok(());
+    'consume: loop {
         let message = tokio::select! {
             biased;
             _ = &mut shutdown => break,
             message = consumer.recv() => message,
         };
         let tickets = match message {
-            Ok(message) => prepare(&message, &router, &tracker, &mut topic_names, permit),
+            Ok(message) => {
+                health.progressed();
+                prepare(&message, &router, &tracker, &mut topic_names)
+            }
             Err(error) => {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    tracing::error!(?code, %reason, "fatal consumer error: draining, committing and exiting");
+                    outcome = Err(RunError::FatalConsumer(format!("{code:?}: {reason}")));
+                    break;
+                }
                 tracing::warn!(%error, "consumer error");
                 continue;
             }
         };
-        for ticket in tickets {
+        for mut ticket in tickets {
+            let lane = ticket.kind.lane();
+            let bytes = ticket.record.source.size();
+            if lane == Lane::BestEffort {
+                match lanes.try_acquire(lane, bytes) {
+                    Some(permit) => ticket.permit = Some(permit),
+                    None => {
+                        metrics.dropped.with_label_values(&["best-effort"]).inc();
+                        ticket.record.copy_finished();
+                        continue;
+                    }
+                }
+            } else {
+                ticket.permit = Some(tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break 'consume,
+                    permit = lanes.acquire(lane, bytes) => permit,
+                });
+            }
             producers.send(Box::new(ticket)).await;
         }
     }
 
-    tracing::info!("shutting down: draining in-flight copies");
+    let deadline = Instant::now() + settings.drain_timeout;
+    tracing::info!(timeout = ?settings.drain_timeout, "shutting down: draining in-flight copies");
+    consumer.context().set_shutdown_deadline(deadline);
     committer.abort();
-    drain(&producers, &tracker, settings.drain_timeout).await;
-    let commits = tracker.pending_commits();
-    if !commits.is_empty() {
-        match consumer.commit(&commit_list(&commits), CommitMode::Sync) {
-            Ok(()) => tracker.mark_committed(&commits),
-            Err(error) => tracing::warn!(
-                %error, "final commit failed; uncommitted records will be routed again"
-            ),
-        }
+    drain(&producers, &tracker, deadline).await;
+    let committed = tracker.commit_pending(|commits| {
+        consumer.commit(&commit_list(commits), CommitMode::Sync)
+    });
+    if let Err(error) = committed {
+        tracing::warn!(%error, "final commit failed; uncommitted records will be routed again");
     }
     repair.abort();
     drop(consumer);
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 /// Evaluates one record and builds the tickets of its copies. Registers the offset first so a
@@ -230,7 +303,6 @@ fn prepare(
     router: &Router,
     tracker: &Arc<OffsetTracker>,
     topic_names: &mut HashMap<String, Arc<str>>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Vec<CopyTicket> {
     let started = Instant::now();
     let metrics = &router.metrics;
@@ -265,23 +337,35 @@ fn prepare(
     };
     match evaluated {
         Ok(None) => {}
-        Err(error) => kinds.push(CopyKind::Exception {
-            kind: ExceptionKind::Decode,
-            message: error.to_string(),
-            rule: None,
-        }),
+        Err(error) => kinds.push(CopyKind::exception(
+            ExceptionKind::Decode,
+            error.to_string(),
+            None,
+        )),
         Ok(Some(evaluation)) => {
             for &index in &evaluation.matches {
                 live.stats[index].matches.inc();
             }
+            for &index in &evaluation.quarantined {
+                let stats = &live.stats[index];
+                metrics.rules_quarantined.inc();
+                tracing::error!(
+                    rule = %stats.id,
+                    overruns = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS,
+                    "rule quarantined: it kept exceeding its time budget; its records go to the exception topic until it is changed"
+                );
+            }
             for failure in &evaluation.failures {
                 let stats = &live.stats[failure.rule];
                 stats.errors.inc();
-                kinds.push(CopyKind::Exception {
-                    kind: ExceptionKind::Rule,
-                    message: failure.error.to_string(),
-                    rule: Some(Arc::clone(&stats.id)),
-                });
+                if failure.error == streamsplit_rules::EvalError::TimeBudget {
+                    stats.overruns.inc();
+                }
+                kinds.push(CopyKind::exception(
+                    ExceptionKind::Rule,
+                    failure.error.to_string(),
+                    Some(Arc::clone(&stats.id)),
+                ));
             }
             for delivery in live.rules.deliveries(&evaluation) {
                 let stats = &live.stats[delivery.rule];
@@ -308,7 +392,6 @@ fn prepare(
         position,
         kinds.len(),
         Arc::clone(tracker),
-        permit,
     ));
     let tickets = kinds
         .into_iter()
@@ -316,6 +399,7 @@ fn prepare(
             record: Arc::clone(&record),
             kind,
             attempts: 0,
+            permit: None,
         })
         .collect();
     metrics
@@ -328,25 +412,34 @@ async fn commit_periodically(
     consumer: Arc<StreamConsumer<RouterConsumerContext>>,
     tracker: Arc<OffsetTracker>,
     metrics: Metrics,
+    health: Arc<Health>,
     interval: Duration,
 ) {
     let mut ticker = tokio::time::interval(interval);
+    let mut last_finished = tracker.finished();
     loop {
         ticker.tick().await;
-        let commits = tracker.pending_commits();
-        if !commits.is_empty() {
-            let consumer = Arc::clone(&consumer);
-            let list = commit_list(&commits);
-            let result =
-                tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync)).await;
-            match result {
-                Ok(Ok(())) => tracker.mark_committed(&commits),
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "commit failed; retrying at the next interval")
-                }
-                Err(error) => tracing::warn!(%error, "commit task failed"),
+        let consumer = Arc::clone(&consumer);
+        let committing = Arc::clone(&tracker);
+        let result = tokio::task::spawn_blocking(move || {
+            committing.commit_pending(|commits| {
+                consumer.commit(&commit_list(commits), CommitMode::Sync)
+            })
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "commit failed; retrying at the next interval")
             }
+            Err(error) => tracing::warn!(%error, "commit task failed"),
         }
+        let finished = tracker.finished();
+        if finished != last_finished {
+            last_finished = finished;
+            health.progressed();
+        }
+        health.set_has_work(!tracker.is_drained() || health.consumer_lag() > 0);
         for ((topic, partition), lag) in tracker.uncommitted() {
             metrics
                 .commit_lag
@@ -356,17 +449,17 @@ async fn commit_periodically(
     }
 }
 
-/// Waits until every registered record is done or the timeout passes.
-async fn drain(producers: &Arc<Producers>, tracker: &OffsetTracker, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
+/// Waits until every registered record is done or `deadline` passes.
+async fn drain(producers: &Arc<Producers>, tracker: &OffsetTracker, deadline: Instant) {
     while !tracker.is_drained() && Instant::now() < deadline {
         let producers = Arc::clone(producers);
-        let _ =
-            tokio::task::spawn_blocking(move || producers.flush(Duration::from_millis(200))).await;
+        let step = (Instant::now() + Duration::from_millis(200)).min(deadline);
+        let _ = tokio::task::spawn_blocking(move || producers.flush_until(step)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if !tracker.is_drained() {
         tracing::warn!(
+            queued = producers.queued(),
             "drain timed out; unfinished records stay uncommitted and will be routed again"
         );
     }

@@ -1,7 +1,10 @@
 //! Which source offsets may be committed: only those below the first record whose copies are not
-//! all acknowledged. Records finish out of order (tiers, retries); commits never run ahead.
+//! all acknowledged. Records finish out of order (tiers, retries); commits never run ahead, and
+//! commits are serialised so that a periodic commit can never land after a revoke's commit and
+//! move an offset backwards.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A source partition.
@@ -34,6 +37,10 @@ struct PartitionProgress {
 pub struct OffsetTracker {
     partitions: Mutex<HashMap<PartitionKey, PartitionProgress>>,
     next_generation: Mutex<u64>,
+    /// Held from choosing commit points until the commit returned.
+    commit: Mutex<()>,
+    /// Records finished since start (progress, for health).
+    finished: AtomicU64,
 }
 
 impl OffsetTracker {
@@ -91,11 +98,48 @@ impl OffsetTracker {
             .binary_search_by_key(&position.offset, |(offset, _)| *offset)
         {
             progress.pending[index].1 = true;
+            self.finished.fetch_add(1, Ordering::Relaxed);
         }
         while let Some(&(offset, true)) = progress.pending.front() {
             progress.pending.pop_front();
             progress.committable = Some(offset + 1);
         }
+    }
+
+    /// Records finished since start.
+    pub fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Commits the pending commit points with `commit`, serialised with every other commit of
+    /// this tracker; marks them committed when `commit` succeeds.
+    pub fn commit_pending<E>(
+        &self,
+        commit: impl FnOnce(&[(PartitionKey, i64)]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let _serialised = self.commit.lock().unwrap_or_else(|p| p.into_inner());
+        let commits = self.pending_commits();
+        if commits.is_empty() {
+            return Ok(());
+        }
+        commit(&commits)?;
+        self.mark_committed(&commits);
+        Ok(())
+    }
+
+    /// Stops tracking revoked partitions and commits their final points with `commit`,
+    /// serialised with every other commit of this tracker.
+    pub fn revoke_and_commit<E>(
+        &self,
+        partitions: &[PartitionKey],
+        commit: impl FnOnce(&[(PartitionKey, i64)]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let _serialised = self.commit.lock().unwrap_or_else(|p| p.into_inner());
+        let commits = self.revoke(partitions);
+        if commits.is_empty() {
+            return Ok(());
+        }
+        commit(&commits)
     }
 
     /// Commit points not yet committed: `(partition, next offset to consume)`.

@@ -18,6 +18,17 @@ pub const HEADER_SOURCE_TOPIC: &str = "streamsplit.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "streamsplit.source.partition";
 /// Header with the source offset (decimal).
 pub const HEADER_SOURCE_OFFSET: &str = "streamsplit.source.offset";
+/// Header present (`true`) when the exception record holds only a prefix of the original value,
+/// because the broker refused the whole record for its size.
+pub const HEADER_EXCEPTION_TRUNCATED: &str = "streamsplit.exception.truncated";
+/// Header with the original record's size in bytes (key + value + headers), on truncated
+/// exception records.
+pub const HEADER_EXCEPTION_ORIGINAL_SIZE: &str = "streamsplit.exception.original-size";
+
+/// Most bytes of the original value a truncated exception record keeps.
+pub const TRUNCATED_VALUE_BYTES: usize = 4 * 1024;
+/// Most bytes of the original key, and of the error message, a truncated exception record keeps.
+pub const TRUNCATED_KEY_BYTES: usize = 1024;
 
 /// Why a record went to the exception topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +42,13 @@ pub enum ExceptionKind {
 }
 
 impl ExceptionKind {
+    /// Every kind, for zero-valued metric series.
+    pub const ALL: [ExceptionKind; 3] = [
+        ExceptionKind::Decode,
+        ExceptionKind::Rule,
+        ExceptionKind::Produce,
+    ];
+
     /// Header and metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,15 +92,37 @@ impl SourceRecord {
         }
     }
 
-    /// Original headers plus the exception headers.
+    /// Bytes the record holds: key, value and headers.
+    pub fn size(&self) -> usize {
+        let headers = self.headers.as_ref().map_or(0, |headers| {
+            headers
+                .iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                .sum()
+        });
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
+
+    /// Key and value of an exception record: the originals, or bounded prefixes when truncated.
+    pub fn exception_key_and_value(&self, truncated: bool) -> (Option<&[u8]>, Option<&[u8]>) {
+        let limit = |limit: usize| if truncated { limit } else { usize::MAX };
+        (
+            prefix(self.key.as_deref(), limit(TRUNCATED_KEY_BYTES)),
+            prefix(self.payload.as_deref(), limit(TRUNCATED_VALUE_BYTES)),
+        )
+    }
+
+    /// Original headers plus the exception headers. A truncated exception record leaves the
+    /// original headers out (they may be what made the record too large) and bounds the message.
     pub fn exception_headers(
         &self,
         kind: ExceptionKind,
         message: &str,
         rule: Option<&str>,
+        truncated: bool,
     ) -> OwnedHeaders {
-        let original = self.headers.as_ref();
-        let mut headers = OwnedHeaders::new_with_capacity(original.map_or(0, |h| h.count()) + 6);
+        let original = self.headers.as_ref().filter(|_| !truncated);
+        let mut headers = OwnedHeaders::new_with_capacity(original.map_or(0, |h| h.count()) + 8);
         if let Some(original) = original {
             for header in original.iter() {
                 headers = headers.insert(Header {
@@ -93,6 +133,12 @@ impl SourceRecord {
         }
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
+        let original_size = self.size().to_string();
+        let message = if truncated {
+            truncate_utf8(message, TRUNCATED_KEY_BYTES)
+        } else {
+            message
+        };
         let mut extra = vec![
             (HEADER_EXCEPTION_KIND, kind.as_str()),
             (HEADER_EXCEPTION_MESSAGE, message),
@@ -103,6 +149,10 @@ impl SourceRecord {
         if let Some(rule) = rule {
             extra.push((HEADER_EXCEPTION_RULE, rule));
         }
+        if truncated {
+            extra.push((HEADER_EXCEPTION_TRUNCATED, "true"));
+            extra.push((HEADER_EXCEPTION_ORIGINAL_SIZE, &original_size));
+        }
         for (key, value) in extra {
             headers = headers.insert(Header {
                 key,
@@ -111,4 +161,20 @@ impl SourceRecord {
         }
         headers
     }
+}
+
+/// The longest prefix of `text` of at most `limit` bytes that ends on a character boundary.
+fn truncate_utf8(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn prefix(bytes: Option<&[u8]>, limit: usize) -> Option<&[u8]> {
+    bytes.map(|b| &b[..b.len().min(limit)])
 }
