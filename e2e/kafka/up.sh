@@ -4,6 +4,8 @@
 #
 #   e2e/kafka/up.sh            # port 19092, or $STREAMSPLIT_KAFKA_PORT
 #   eval "$(e2e/kafka/up.sh)"  # exports STREAMSPLIT_TEST_BROKERS
+#   STREAMSPLIT_KAFKA_KEEP_DATA=1 e2e/kafka/up.sh   # restart on the data of the last run (broker
+#                                                   # bounce tests); a fresh data dir otherwise
 #
 # The broker is noida-db (PyPI, prebuilt, Kafka protocol incl. groups, idempotence and
 # transactions), installed into a virtualenv under the cache directory. Idempotent: a broker
@@ -38,7 +40,7 @@ SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f | head -1)"
 [ -x "$SERVER" ] || { log "noida-db server binary not found in $VENV"; exit 1; }
 
 mkdir -p "$STATE"
-rm -rf "$STATE/data"
+[ "${STREAMSPLIT_KAFKA_KEEP_DATA:-0}" = 1 ] || rm -rf "$STATE/data"
 log "starting noida-db on 127.0.0.1:$PORT (data in $STATE/data, log in $STATE/broker.log)"
 # setsid detaches the broker from the caller's process group so it outlives the calling shell.
 setsid "$SERVER" start --only kafka --host 127.0.0.1 --kafka-port "$PORT" \

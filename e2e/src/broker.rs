@@ -291,3 +291,95 @@ impl Broker {
             .collect())
     }
 }
+
+/// A broker of the test's own (the local noida-db on a port of its own) that the test may stop
+/// and restart with its data: for broker-bounce scenarios that must not disturb other tests.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    /// The client view of it.
+    pub broker: Broker,
+    port: u16,
+    state: std::path::PathBuf,
+}
+
+/// How a private broker is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopSignal {
+    /// A graceful stop.
+    Term,
+    /// A crash.
+    Kill,
+}
+
+impl PrivateBroker {
+    /// Starts a fresh broker on a free port with its state under `state`.
+    pub fn start(state: &std::path::Path) -> anyhow::Result<Self> {
+        let port = crate::free_port();
+        let broker = Self {
+            broker: Broker {
+                bootstrap: format!("127.0.0.1:{port}"),
+            },
+            port,
+            state: state.to_path_buf(),
+        };
+        broker.up(false)?;
+        Ok(broker)
+    }
+
+    fn up(&self, keep_data: bool) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let script = crate::repo_root().join("e2e/kafka/up.sh");
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .env("STREAMSPLIT_KAFKA_PORT", self.port.to_string())
+            .env("STREAMSPLIT_STATE", &self.state)
+            .env("STREAMSPLIT_KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .output()
+            .context("cannot run e2e/kafka/up.sh")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "e2e/kafka/up.sh failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    fn pid(&self) -> anyhow::Result<i32> {
+        let path = self.state.join(format!("kafka-{}/pid", self.port));
+        let text = std::fs::read_to_string(&path)?;
+        Ok(text.trim().parse()?)
+    }
+
+    /// Stops the broker and waits until its process is gone.
+    pub fn stop(&self, signal: StopSignal) -> anyhow::Result<()> {
+        let pid = self.pid()?;
+        let name = match signal {
+            StopSignal::Term => "-TERM",
+            StopSignal::Kill => "-KILL",
+        };
+        std::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()?;
+        crate::wait_until(
+            &format!("broker process {pid} to exit"),
+            Duration::from_secs(30),
+            || {
+                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "));
+                (!alive).then_some(())
+            },
+        )
+    }
+
+    /// Starts the broker again on the same port with the data it had.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.up(true)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.stop(StopSignal::Kill);
+    }
+}

@@ -11,7 +11,7 @@ pub mod poll;
 pub mod process;
 pub mod prom;
 
-pub use broker::{unique_name, Broker, ReadRecord, TestRecord};
+pub use broker::{unique_name, Broker, PrivateBroker, ReadRecord, StopSignal, TestRecord};
 pub use cluster::{workspace_binary, Cluster, Projection};
 pub use configmap_volume::ProjectedConfigMap;
 pub use http_probe::http_get;

@@ -457,3 +457,116 @@ fn without_any_bundle_the_router_stays_up_routes_nothing_and_is_not_ready() {
         .unwrap()
         .success());
 }
+
+#[test]
+fn a_rule_the_router_cannot_compile_keeps_its_previous_version_also_in_the_fallback_copy() {
+    let broker = Broker::shared();
+    let work = tempfile::tempdir().unwrap();
+    let [source, kept, other, exceptions] = ["src", "kept", "other", "exc"].map(unique_name);
+    let group = unique_name("group");
+    broker
+        .create_topics(&[(&source, 1), (&kept, 1), (&other, 1), (&exceptions, 1)])
+        .unwrap();
+    let state = work.path().join("state");
+    let mut volume = ProjectedConfigMap::new(&work.path().join("config")).unwrap();
+    let first = RuleBundle::build(
+        "default",
+        [rule("edited", "true", &kept), rule("other", "true", &other)],
+    );
+    publish(&mut volume, &first);
+    let mut router = start_router(
+        broker,
+        &source,
+        &group,
+        &exceptions,
+        &config_args(&volume, &state),
+    );
+    broker.produce(&source, &seq_records(0..50)).unwrap();
+    wait_for_full_commit(broker, &group, &source, Duration::from_secs(60));
+    // A hand-edited (or newer-engine) bundle whose edit of `edited` this router cannot compile.
+    let second = RuleBundle::build(
+        "default",
+        [
+            rule("edited", "record.seq >", &kept),
+            rule("other", "record.seq >= 0", &other),
+        ],
+    );
+    publish(&mut volume, &second);
+    wait_until("the second bundle to go live", Duration::from_secs(30), || {
+        metric(
+            &router,
+            "streamsplit_config_version_info",
+            &[("version", &second.version), ("source", "mounted")],
+        )
+    })
+    .unwrap();
+    broker.produce(&source, &seq_records(50..100)).unwrap();
+    wait_for_full_commit(broker, &group, &source, Duration::from_secs(60));
+    assert_eq!(count(broker, &kept), 100, "the previous version kept routing");
+    assert_eq!(count(broker, &other), 100);
+    assert!(router
+        .process
+        .output()
+        .contains("its previous version keeps routing"));
+    let fallback: RuleBundle =
+        serde_json::from_slice(&std::fs::read(state.join(BUNDLE_FILE_NAME)).unwrap()).unwrap();
+    let edited = fallback
+        .rules
+        .iter()
+        .find(|r| r.id.name == "edited")
+        .expect("the fallback copy still holds the rule");
+    assert_eq!(edited.condition, "true", "as it runs, not as it was mounted");
+    assert!(router
+        .process
+        .terminate(Duration::from_secs(30))
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn metric_series_of_removed_rules_are_deleted() {
+    let broker = Broker::shared();
+    let work = tempfile::tempdir().unwrap();
+    let [source, ta, tb, exceptions] = ["src", "ta", "tb", "exc"].map(unique_name);
+    let group = unique_name("group");
+    broker
+        .create_topics(&[(&source, 1), (&ta, 1), (&tb, 1), (&exceptions, 1)])
+        .unwrap();
+    let mut volume = ProjectedConfigMap::new(&work.path().join("config")).unwrap();
+    publish(
+        &mut volume,
+        &RuleBundle::build("default", [rule("a", "true", &ta), rule("b", "true", &tb)]),
+    );
+    let mut router = start_router(
+        broker,
+        &source,
+        &group,
+        &exceptions,
+        &config_args(&volume, &work.path().join("state")),
+    );
+    broker.produce(&source, &seq_records(0..10)).unwrap();
+    wait_for_full_commit(broker, &group, &source, Duration::from_secs(60));
+    let has_series = |rule: &str| {
+        let (_, text) = http_get(&router.metrics_addr, "/metrics").unwrap();
+        text.lines()
+            .any(|l| !l.starts_with('#') && l.contains(&format!("rule=\"{rule}\"")))
+    };
+    assert!(has_series("test/b"));
+    let second = RuleBundle::build("default", [rule("a", "true", &ta)]);
+    publish(&mut volume, &second);
+    wait_until("the second bundle to go live", Duration::from_secs(30), || {
+        metric(
+            &router,
+            "streamsplit_config_version_info",
+            &[("version", &second.version), ("source", "mounted")],
+        )
+    })
+    .unwrap();
+    assert!(!has_series("test/b"), "series of a removed rule are deleted");
+    assert!(has_series("test/a"));
+    assert!(router
+        .process
+        .terminate(Duration::from_secs(30))
+        .unwrap()
+        .success());
+}

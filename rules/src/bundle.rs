@@ -47,6 +47,9 @@ pub enum BundleError {
     /// Not JSON, or not the bundle shape.
     #[error("bundle is not valid JSON of the expected shape: {0}")]
     Malformed(String),
+    /// A field this router does not know (a typo in a hand-edited bundle, or a newer format).
+    #[error("bundle has unknown field {0}")]
+    UnknownField(String),
     /// A format this router does not know.
     #[error("bundle apiVersion {found:?} is not supported (expected {BUNDLE_API_VERSION})")]
     UnsupportedVersion {
@@ -90,8 +93,15 @@ impl RuleBundle {
 
     /// Parses and verifies bundle bytes (the router's side).
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let mut unknown = Vec::new();
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let bundle: RuleBundle =
-            serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+            serde_ignored::deserialize(&mut deserializer, |path| unknown.push(path.to_string()))
+                .and_then(|bundle| deserializer.end().map(|()| bundle))
+                .map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if !unknown.is_empty() {
+            return Err(BundleError::UnknownField(unknown.join(", ")));
+        }
         if bundle.api_version != BUNDLE_API_VERSION {
             return Err(BundleError::UnsupportedVersion {
                 found: bundle.api_version,
@@ -167,5 +177,17 @@ mod tests {
             RuleBundle::parse(b"{"),
             Err(BundleError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        let json = RuleBundle::build("p", [rule("a")])
+            .to_json()
+            .replace("\"suspend\": false", "\"suspend\": false, \"teir\": \"critical\"");
+        let error = RuleBundle::parse(json.as_bytes()).unwrap_err();
+        assert!(
+            error.to_string().contains("rules.0.teir"),
+            "{error}"
+        );
     }
 }

@@ -110,8 +110,19 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<SplitRuleManifest
                 header.kind.as_deref().unwrap_or("<none>")
             )));
         }
-        let document: Document =
-            serde_norway::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        // Typos are errors where users type: `teir: critical` must not load as `standard`.
+        // Only `spec` is checked; metadata carries many fields this loader does not need.
+        let mut unknown = Vec::new();
+        let document: Document = serde_ignored::deserialize(value, |path| {
+            let path = path.to_string();
+            if path.starts_with("spec.") {
+                unknown.push(path);
+            }
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        if !unknown.is_empty() {
+            return Err(invalid(format!("unknown field {}", unknown.join(", "))));
+        }
         manifests.push(SplitRuleManifest {
             id: RuleId::new(
                 document.metadata.namespace.as_deref(),
@@ -176,6 +187,7 @@ pub fn compile_manifests_with(
             Err(error) => quarantined.push(crate::QuarantinedRule {
                 id: manifest.id.clone(),
                 error,
+                kept_previous: false,
             }),
         }
     }

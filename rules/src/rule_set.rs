@@ -96,6 +96,9 @@ pub struct QuarantinedRule {
     pub id: RuleId,
     /// Why it cannot run.
     pub error: RuleError,
+    /// Whether the rule's previous version (from the rule set this one replaces) keeps running
+    /// in its place, rather than the rule disappearing.
+    pub kept_previous: bool,
 }
 
 /// Rules in evaluation order: tier `critical` first, then `standard`, then `best-effort`; by
@@ -181,6 +184,9 @@ impl RuleSet {
                     .collect()
             })
             .unwrap_or_default();
+        let previous_by_id: std::collections::HashMap<&RuleId, &CompiledRule> = previous
+            .map(|p| p.rules.iter().map(|r| (&r.definition.id, r)).collect())
+            .unwrap_or_default();
         let engine = sandboxed_engine();
         let mut rules = Vec::new();
         let mut quarantined = Vec::new();
@@ -190,6 +196,7 @@ impl RuleSet {
                 quarantined.push(QuarantinedRule {
                     id: definition.id.clone(),
                     error: RuleError::Duplicate,
+                    kept_previous: false,
                 });
                 continue;
             }
@@ -209,10 +216,26 @@ impl RuleSet {
                     fast: None,
                     overruns: OverrunState::quarantined(time_quarantined),
                 }),
-                Err(error) => quarantined.push(QuarantinedRule {
-                    id: definition.id,
-                    error,
-                }),
+                Err(error) => {
+                    // A rule this engine cannot compile (a hand-edited bundle, an operator newer
+                    // than the router) keeps its last good version instead of vanishing.
+                    let kept = previous_by_id.get(&definition.id);
+                    if let Some(previous) = kept {
+                        rules.push(CompiledRule {
+                            definition: previous.definition.clone(),
+                            condition: previous.condition.clone(),
+                            fast: None,
+                            overruns: OverrunState::quarantined(
+                                previous.overruns.is_quarantined(),
+                            ),
+                        });
+                    }
+                    quarantined.push(QuarantinedRule {
+                        id: definition.id,
+                        error,
+                        kept_previous: kept.is_some(),
+                    });
+                }
             }
         }
         rules.sort_by(|a, b| {

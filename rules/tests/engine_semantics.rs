@@ -351,3 +351,13 @@ spec:
     let error = validate_spec(&engine, &manifests[0].spec).unwrap_err();
     assert_eq!(error.reason(), "Timeout", "{error}");
 }
+
+#[test]
+fn a_typo_in_a_manifest_spec_is_an_error_naming_the_key() {
+    let error = parse_manifests(
+        "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {name: a, labels: {x: y}}\nspec: {condition: 'true', targetTopic: t, teir: critical}\n",
+        "typo.yaml",
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("spec.teir"), "{error}");
+}

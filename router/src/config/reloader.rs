@@ -151,8 +151,24 @@ impl Reloader {
         let rules = rules.with_eval_budget(self.eval_budget);
         drop(live);
         for rule in &quarantined {
-            tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");
+            let outcome = if rule.kept_previous {
+                "rule quarantined; its previous version keeps routing"
+            } else {
+                "rule quarantined"
+            };
+            tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "{outcome}");
         }
+        // What the fallback copy holds: the mounted bundle as published, or, when rules kept a
+        // previous version, the rule set as it actually runs, so a restart runs the same.
+        let fallback_bytes = if quarantined.iter().any(|q| q.kept_previous) {
+            let effective = RuleBundle::build(
+                &bundle.pool,
+                rules.rules().iter().map(|r| r.definition.clone()),
+            );
+            effective.to_json().into_bytes()
+        } else {
+            raw.to_vec()
+        };
         let result = if quarantined.is_empty() {
             "success"
         } else {
@@ -160,7 +176,14 @@ impl Reloader {
         };
         metrics.config_reloads.with_label_values(&[result]).inc();
         metrics.rules_active.set(rules.active_count() as i64);
-        metrics.rules_quarantined.set(quarantined.len() as i64);
+        let time_quarantined = rules
+            .rules()
+            .iter()
+            .filter(|r| r.is_time_quarantined())
+            .count();
+        metrics
+            .rules_quarantined
+            .set((quarantined.len() + time_quarantined) as i64);
         metrics.config_version_info.reset();
         metrics
             .config_version_info
@@ -175,7 +198,7 @@ impl Reloader {
         self.source = Some(source);
         if source == Source::Mounted {
             if let Some(store) = &self.fallback {
-                if let Err(error) = store.save(raw) {
+                if let Err(error) = store.save(&fallback_bytes) {
                     tracing::warn!(path = %store.path().display(), %error, "cannot write the fallback copy");
                 }
             }

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use streamsplit_e2e::{free_port, router_run_args, unique_name, Broker, ChildProcess};
 
-/// The router binary under test.
+/// The router binary under test: this build's, or `STREAMSPLIT_ROUTER_BIN` (to show that a
+/// regression test fails on an older build).
 pub fn router_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_streamsplit-router"))
+    std::env::var_os("STREAMSPLIT_ROUTER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_streamsplit-router")))
 }
 
 /// A router process and the address of its metrics endpoint.
