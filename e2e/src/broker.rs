@@ -333,7 +333,10 @@ impl PrivateBroker {
             .arg(&script)
             .env("STREAMSPLIT_KAFKA_PORT", self.port.to_string())
             .env("STREAMSPLIT_STATE", &self.state)
-            .env("STREAMSPLIT_KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .env(
+                "STREAMSPLIT_KAFKA_KEEP_DATA",
+                if keep_data { "1" } else { "0" },
+            )
             .output()
             .context("cannot run e2e/kafka/up.sh")?;
         anyhow::ensure!(

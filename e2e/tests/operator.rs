@@ -115,7 +115,16 @@ fn broken_rules_are_reported_with_their_reason_and_never_published() {
     // published rule.
     stack.apply(&(rule_yaml("syntax", "record.kind ==", &t_bad, "")
         + &rule_yaml("wrong-test", r#"record.kind == "b""#, &t_bad, "  tests:\n    - {name: b records match, record: {kind: b}, expect: match}\n    - {name: a records must not, record: {kind: b}, expect: no-match}\n")
-        + &rule_yaml("good", r#"record.kind == == "a""#, &t_ok, "")));
+        + &rule_yaml("good", r#"record.kind == == "a""#, &t_ok, "")
+        // Hostile rules: a blocking call, and a test that burns time.
+        + &rule_yaml("sleepy", r#"sleep(3); record.kind == "a""#, &t_bad, "")
+        + &rule_yaml("slow-test", r#"for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true"#, &t_bad, "  tests:\n    - {name: any, record: {kind: a}, expect: match}\n")));
+    let (reason, message) = stack.wait_ready("sleepy", "False");
+    assert_eq!(reason, "CompileError");
+    assert!(message.contains("'sleep' is not available"), "{message}");
+    let (reason, message) = stack.wait_ready("slow-test", "False");
+    assert_eq!(reason, "Timeout", "{message}");
+    assert_eq!(stack.condition("slow-test", "Valid").unwrap().0, "False");
     let (reason, message) = stack.wait_ready("syntax", "False");
     assert_eq!(reason, "CompileError");
     assert!(message.contains("line 1, column"), "{message}");

@@ -17,9 +17,7 @@ use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::SplitRule;
-use streamsplit_rules::{
-    RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME,
-};
+use streamsplit_rules::{RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME};
 use tokio::sync::Mutex;
 
 /// Field manager of everything the operator writes.

@@ -12,9 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::{SplitRule, SplitRuleStatus};
-use streamsplit_rules::{
-    DeletionPolicy, RuleError, RuleId, TopicSpec,
-};
+use streamsplit_rules::{DeletionPolicy, RuleError, RuleId, TopicSpec};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 

@@ -58,10 +58,7 @@ mod tests {
             }
         });
         let verdict = validate_within(&slow, Duration::from_millis(100)).await;
-        assert!(
-            matches!(verdict, Err(RuleError::Timeout(_))),
-            "{verdict:?}"
-        );
+        assert!(matches!(verdict, Err(RuleError::Timeout(_))), "{verdict:?}");
         assert_eq!(verdict.unwrap_err().reason(), "Timeout");
         assert!(
             ticker.is_finished(),

@@ -26,18 +26,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Check { rules, eval_budget } => match commands::check::check(
-            &rules,
-            eval_budget,
-            &mut std::io::stdout(),
-        ) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
+        Command::Check { rules, eval_budget } => {
+            match commands::check::check(&rules, eval_budget, &mut std::io::stdout()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Eval {
             rules,
             input,

@@ -197,7 +197,8 @@ impl Metrics {
         self.dropped
             .with_label_values(&[streamsplit_rules::Tier::BestEffort.as_str()]);
         for role in crate::run::kafka_config::ProducerRole::ALL {
-            self.producer_replacements.with_label_values(&[role.label()]);
+            self.producer_replacements
+                .with_label_values(&[role.label()]);
         }
         self
     }

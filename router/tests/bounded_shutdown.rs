@@ -20,9 +20,19 @@ fn shutdown_with_stuck_copies_ends_within_the_drain_timeout() {
         .create_topics(&[(&source, 1), (&exceptions, 1)])
         .unwrap();
     // Copies to a topic that does not exist wait in every producer for two minutes.
-    for (name, tier) in [("crit", "critical"), ("std", "standard"), ("be", "best-effort")] {
+    for (name, tier) in [
+        ("crit", "critical"),
+        ("std", "standard"),
+        ("be", "best-effort"),
+    ] {
         let topic = unique_name(&format!("missing-{name}"));
-        write_rule(&rules_dir, name, "true", &topic, &format!("  tier: {tier}\n"));
+        write_rule(
+            &rules_dir,
+            name,
+            "true",
+            &topic,
+            &format!("  tier: {tier}\n"),
+        );
     }
     let records: Vec<TestRecord> = (0..20)
         .map(|i| TestRecord {
@@ -40,12 +50,16 @@ fn shutdown_with_stuck_copies_ends_within_the_drain_timeout() {
         "3s".to_string(),
     ];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
-    wait_until("the records to be consumed", Duration::from_secs(30), || {
-        let (_, text) = streamsplit_e2e::http_get(&router.metrics_addr, "/metrics").ok()?;
-        let consumed =
-            streamsplit_e2e::sample_value(&text, "streamsplit_records_consumed_total", &[])?;
-        (consumed >= 20.0).then_some(())
-    })
+    wait_until(
+        "the records to be consumed",
+        Duration::from_secs(30),
+        || {
+            let (_, text) = streamsplit_e2e::http_get(&router.metrics_addr, "/metrics").ok()?;
+            let consumed =
+                streamsplit_e2e::sample_value(&text, "streamsplit_records_consumed_total", &[])?;
+            (consumed >= 20.0).then_some(())
+        },
+    )
     .unwrap();
     let stopping = Instant::now();
     let status = router.process.terminate(Duration::from_secs(60)).unwrap();

@@ -38,7 +38,12 @@ fn bounce(signal: StopSignal) {
         ["src", "critical", "standard", "exc"].map(unique_name);
     let group = unique_name("group");
     broker
-        .create_topics(&[(&source, 2), (&critical, 2), (&standard, 2), (&exceptions, 1)])
+        .create_topics(&[
+            (&source, 2),
+            (&critical, 2),
+            (&standard, 2),
+            (&exceptions, 1),
+        ])
         .unwrap();
     write_rule(&rules_dir, "crit", "true", &critical, "  tier: critical\n");
     write_rule(&rules_dir, "even", "record.seq % 2 == 0", &standard, "");
@@ -75,7 +80,10 @@ fn bounce(signal: StopSignal) {
         .iter()
         .filter(|r| r.header("streamsplit.exception.kind").as_deref() == Some("produce"))
         .count();
-    assert_eq!(misrouted, 0, "no copy goes to the exception topic for a bounce");
+    assert_eq!(
+        misrouted, 0,
+        "no copy goes to the exception topic for a bounce"
+    );
     assert!(router.process.is_running(), "recovered by itself");
     assert!(router
         .process

@@ -37,9 +37,11 @@ fn an_incremental_revoke_keeps_the_router_ready() {
         "partition.assignment.strategy=cooperative-sticky".to_string(),
     ];
     let mut first = start_router(broker, &source, &group, &exceptions, &args);
-    wait_until("the first router to own all partitions", Duration::from_secs(60), || {
-        (assigned(&first.metrics_addr)? == 4.0).then_some(())
-    })
+    wait_until(
+        "the first router to own all partitions",
+        Duration::from_secs(60),
+        || (assigned(&first.metrics_addr)? == 4.0).then_some(()),
+    )
     .unwrap();
 
     let sampling = Arc::new(AtomicBool::new(true));
@@ -68,7 +70,10 @@ fn an_incremental_revoke_keeps_the_router_ready() {
     .unwrap();
     sampling.store(false, Ordering::SeqCst);
     let (lowest, not_ready) = sampler.join().unwrap();
-    assert!(lowest > 0.0, "the first router kept some partitions: {lowest}");
+    assert!(
+        lowest > 0.0,
+        "the first router kept some partitions: {lowest}"
+    );
     assert_eq!(not_ready, 0, "the first router stayed ready");
     for router in [&mut first, &mut second] {
         assert!(router

@@ -41,17 +41,25 @@ fn a_missing_exception_topic_makes_the_router_unready_then_unhealthy_and_loses_n
     ];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
 
-    let (_, body) = wait_until("/readyz to name the exception topic", Duration::from_secs(30), || {
-        let (status, body) = http_get(&router.metrics_addr, "/readyz").ok()?;
-        (status == 503 && body.contains("exception topic")).then_some((status, body))
-    })
+    let (_, body) = wait_until(
+        "/readyz to name the exception topic",
+        Duration::from_secs(30),
+        || {
+            let (status, body) = http_get(&router.metrics_addr, "/readyz").ok()?;
+            (status == 503 && body.contains("exception topic")).then_some((status, body))
+        },
+    )
     .unwrap();
     assert!(body.contains(&exceptions), "{body}");
     let stalled_since = Instant::now();
-    let (_, health) = wait_until("/healthz to report the stall", Duration::from_secs(30), || {
-        let (status, body) = http_get(&router.metrics_addr, "/healthz").ok()?;
-        (status == 503).then_some((status, body))
-    })
+    let (_, health) = wait_until(
+        "/healthz to report the stall",
+        Duration::from_secs(30),
+        || {
+            let (status, body) = http_get(&router.metrics_addr, "/healthz").ok()?;
+            (status == 503).then_some((status, body))
+        },
+    )
     .unwrap();
     assert!(health.contains("stalled"), "{health}");
     // Let the retries run a while: each of the 50 records is retried many times.
@@ -80,7 +88,12 @@ fn a_missing_exception_topic_makes_the_router_unready_then_unhealthy_and_loses_n
     let written = broker.read_all(&exceptions).unwrap();
     let mut offsets: Vec<i64> = written
         .iter()
-        .map(|r| r.header("streamsplit.source.offset").unwrap().parse().unwrap())
+        .map(|r| {
+            r.header("streamsplit.source.offset")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     offsets.sort();
     offsets.dedup();

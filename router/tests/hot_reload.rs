@@ -492,17 +492,25 @@ fn a_rule_the_router_cannot_compile_keeps_its_previous_version_also_in_the_fallb
         ],
     );
     publish(&mut volume, &second);
-    wait_until("the second bundle to go live", Duration::from_secs(30), || {
-        metric(
-            &router,
-            "streamsplit_config_version_info",
-            &[("version", &second.version), ("source", "mounted")],
-        )
-    })
+    wait_until(
+        "the second bundle to go live",
+        Duration::from_secs(30),
+        || {
+            metric(
+                &router,
+                "streamsplit_config_version_info",
+                &[("version", &second.version), ("source", "mounted")],
+            )
+        },
+    )
     .unwrap();
     broker.produce(&source, &seq_records(50..100)).unwrap();
     wait_for_full_commit(broker, &group, &source, Duration::from_secs(60));
-    assert_eq!(count(broker, &kept), 100, "the previous version kept routing");
+    assert_eq!(
+        count(broker, &kept),
+        100,
+        "the previous version kept routing"
+    );
     assert_eq!(count(broker, &other), 100);
     assert!(router
         .process
@@ -515,7 +523,10 @@ fn a_rule_the_router_cannot_compile_keeps_its_previous_version_also_in_the_fallb
         .iter()
         .find(|r| r.id.name == "edited")
         .expect("the fallback copy still holds the rule");
-    assert_eq!(edited.condition, "true", "as it runs, not as it was mounted");
+    assert_eq!(
+        edited.condition, "true",
+        "as it runs, not as it was mounted"
+    );
     assert!(router
         .process
         .terminate(Duration::from_secs(30))
@@ -554,15 +565,22 @@ fn metric_series_of_removed_rules_are_deleted() {
     assert!(has_series("test/b"));
     let second = RuleBundle::build("default", [rule("a", "true", &ta)]);
     publish(&mut volume, &second);
-    wait_until("the second bundle to go live", Duration::from_secs(30), || {
-        metric(
-            &router,
-            "streamsplit_config_version_info",
-            &[("version", &second.version), ("source", "mounted")],
-        )
-    })
+    wait_until(
+        "the second bundle to go live",
+        Duration::from_secs(30),
+        || {
+            metric(
+                &router,
+                "streamsplit_config_version_info",
+                &[("version", &second.version), ("source", "mounted")],
+            )
+        },
+    )
     .unwrap();
-    assert!(!has_series("test/b"), "series of a removed rule are deleted");
+    assert!(
+        !has_series("test/b"),
+        "series of a removed rule are deleted"
+    );
     assert!(has_series("test/a"));
     assert!(router
         .process

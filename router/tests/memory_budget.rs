@@ -45,9 +45,11 @@ fn large_records_to_a_stalled_critical_target_stay_within_the_byte_budget() {
     ];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
     let pid = router.process.pid();
-    wait_until("the router to serve /metrics", Duration::from_secs(30), || {
-        http_get(&router.metrics_addr, "/metrics").ok()
-    })
+    wait_until(
+        "the router to serve /metrics",
+        Duration::from_secs(30),
+        || http_get(&router.metrics_addr, "/metrics").ok(),
+    )
     .unwrap();
 
     // Produced in small batches: a fetch returns what is new, so the consumer never holds the

@@ -64,7 +64,9 @@ fn an_oversized_record_becomes_a_truncated_exception_and_the_partition_moves_on(
         .expect("the big garbage record is a decode exception");
     for (exception, original) in [(produce, big_json.as_bytes()), (decode, &big_garbage[..])] {
         assert_eq!(
-            exception.header("streamsplit.exception.truncated").as_deref(),
+            exception
+                .header("streamsplit.exception.truncated")
+                .as_deref(),
             Some("true")
         );
         let size: usize = exception
@@ -80,7 +82,10 @@ fn an_oversized_record_becomes_a_truncated_exception_and_the_partition_moves_on(
         produce.header("streamsplit.source.offset").as_deref(),
         Some("1")
     );
-    assert_eq!(decode.header("streamsplit.source.offset").as_deref(), Some("3"));
+    assert_eq!(
+        decode.header("streamsplit.source.offset").as_deref(),
+        Some("3")
+    );
     assert!(router
         .process
         .terminate(Duration::from_secs(30))

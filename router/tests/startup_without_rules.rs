@@ -13,8 +13,7 @@ use streamsplit_e2e::{
 use streamsplit_rules::{Mode, RuleBundle, RuleDefinition, RuleId, Tier, BUNDLE_FILE_NAME};
 
 #[test]
-fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed_within_a_second()
-{
+fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed_within_a_second() {
     let broker = Broker::shared();
     let work = tempfile::tempdir().unwrap();
     let [source, target, exceptions] = ["src", "target", "exc"].map(unique_name);
@@ -43,9 +42,11 @@ fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed
         let (_, text) = http_get(&router.metrics_addr, "/metrics").ok()?;
         sample_value(&text, "streamsplit_records_consumed_total", &[])
     };
-    wait_until("the router to serve /metrics", Duration::from_secs(30), || {
-        consumed(&router)
-    })
+    wait_until(
+        "the router to serve /metrics",
+        Duration::from_secs(30),
+        || consumed(&router),
+    )
     .unwrap();
     // Absence can only be observed over a window: the old router had consumed and committed
     // everything well within it.

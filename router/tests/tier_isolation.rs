@@ -23,7 +23,13 @@ fn critical_copies_flow_while_the_best_effort_target_is_stalled() {
     write_rule(&rules_dir, "crit", "true", &critical, "  tier: critical\n");
     // The best-effort target does not exist, and librdkafka waits two minutes for it to appear:
     // every best-effort copy sits in its queue, stalled.
-    write_rule(&rules_dir, "noisy", "true", &stalled, "  tier: best-effort\n");
+    write_rule(
+        &rules_dir,
+        "noisy",
+        "true",
+        &stalled,
+        "  tier: best-effort\n",
+    );
     let records: Vec<TestRecord> = (0..3000)
         .map(|i| TestRecord {
             value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
@@ -45,18 +51,18 @@ fn critical_copies_flow_while_the_best_effort_target_is_stalled() {
         "1000".to_string(),
     ];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
-    wait_until(
-        "all 3000 critical copies",
-        Duration::from_secs(60),
-        || {
-            let copies: i64 = broker.high_watermarks(&critical).ok()?.values().sum();
-            (copies >= 3000).then_some(())
-        },
-    )
+    wait_until("all 3000 critical copies", Duration::from_secs(60), || {
+        let copies: i64 = broker.high_watermarks(&critical).ok()?.values().sum();
+        (copies >= 3000).then_some(())
+    })
     .unwrap();
     let (_, metrics) = http_get(&router.metrics_addr, "/metrics").unwrap();
-    let dropped =
-        sample_value(&metrics, "streamsplit_dropped_total", &[("tier", "best-effort")]).unwrap();
+    let dropped = sample_value(
+        &metrics,
+        "streamsplit_dropped_total",
+        &[("tier", "best-effort")],
+    )
+    .unwrap();
     assert!(
         dropped >= 1900.0,
         "best-effort copies beyond their budget are dropped and counted: {dropped}"

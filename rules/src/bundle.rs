@@ -181,13 +181,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_their_name() {
-        let json = RuleBundle::build("p", [rule("a")])
-            .to_json()
-            .replace("\"suspend\": false", "\"suspend\": false, \"teir\": \"critical\"");
-        let error = RuleBundle::parse(json.as_bytes()).unwrap_err();
-        assert!(
-            error.to_string().contains("rules.0.teir"),
-            "{error}"
+        let json = RuleBundle::build("p", [rule("a")]).to_json().replace(
+            "\"suspend\": false",
+            "\"suspend\": false, \"teir\": \"critical\"",
         );
+        let error = RuleBundle::parse(json.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("rules.0.teir"), "{error}");
     }
 }

@@ -225,9 +225,7 @@ impl RuleSet {
                             definition: previous.definition.clone(),
                             condition: previous.condition.clone(),
                             fast: None,
-                            overruns: OverrunState::quarantined(
-                                previous.overruns.is_quarantined(),
-                            ),
+                            overruns: OverrunState::quarantined(previous.overruns.is_quarantined()),
                         });
                     }
                     quarantined.push(QuarantinedRule {

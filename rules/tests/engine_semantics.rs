@@ -1,8 +1,8 @@
 //! Engine semantics: what a condition sees, how it fails, and that one rule never disturbs another.
 
 use streamsplit_rules::{
-    parse_manifests, validate_spec, EvalError, EvalMode, Mode, RuleDefinition, RuleError, RuleId, RuleSet,
-    Tier,
+    parse_manifests, validate_spec, EvalError, EvalMode, Mode, RuleDefinition, RuleError, RuleId,
+    RuleSet, Tier,
 };
 
 fn rule(name: &str, condition: &str, topic: &str, tier: Tier) -> RuleDefinition {
@@ -269,7 +269,8 @@ fn blocking_and_time_functions_are_not_available() {
 #[test]
 fn a_slow_condition_is_stopped_by_the_time_budget_and_the_others_still_run() {
     let slow = r#"for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true"#;
-    let (set, quarantined) = RuleSet::compile([named("slow", slow), named("fast", "record.id == 1")]);
+    let (set, quarantined) =
+        RuleSet::compile([named("slow", slow), named("fast", "record.id == 1")]);
     assert!(quarantined.is_empty());
     let set = set.with_eval_budget(std::time::Duration::from_millis(5));
     let started = std::time::Instant::now();
@@ -346,8 +347,9 @@ spec:
         "inline",
     )
     .unwrap();
-    let engine =
-        streamsplit_rules::engine::sandboxed_engine_with_budget(std::time::Duration::from_millis(1));
+    let engine = streamsplit_rules::engine::sandboxed_engine_with_budget(
+        std::time::Duration::from_millis(1),
+    );
     let error = validate_spec(&engine, &manifests[0].spec).unwrap_err();
     assert_eq!(error.reason(), "Timeout", "{error}");
 }

@@ -157,7 +157,11 @@ proptest! {
 fn malformed_records_fail_the_same_way_on_both_paths() {
     let (fast, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::Fast);
     let (rhai, _) = RuleSet::compile_with([rule("r", "record.id > 1")], EvalMode::RhaiOnly);
-    let deep = format!(r#"{{"id": 2, "x": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    let deep = format!(
+        r#"{{"id": 2, "x": {}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     for payload in [
         &b""[..],
         b"not json",

@@ -43,7 +43,8 @@ impl Health {
 
     /// Something moved: a record was consumed or finished.
     pub fn progressed(&self) {
-        self.last_progress_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.last_progress_ms
+            .store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Records behind the high watermarks of the assigned partitions (librdkafka statistics).

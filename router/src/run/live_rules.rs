@@ -89,9 +89,10 @@ impl LiveRules {
             if kept.contains(&(&*stats.id, &*stats.topic, stats.tier, stats.mode)) {
                 continue;
             }
-            let _ = metrics
-                .records_routed
-                .remove_label_values(&[&stats.id, &stats.topic, stats.tier]);
+            let _ =
+                metrics
+                    .records_routed
+                    .remove_label_values(&[&stats.id, &stats.topic, stats.tier]);
             let _ = metrics
                 .rule_matches
                 .remove_label_values(&[&stats.id, stats.mode]);

@@ -284,9 +284,8 @@ pub async fn run(
     consumer.context().set_shutdown_deadline(deadline);
     committer.abort();
     drain(&producers, &tracker, deadline).await;
-    let committed = tracker.commit_pending(|commits| {
-        consumer.commit(&commit_list(commits), CommitMode::Sync)
-    });
+    let committed =
+        tracker.commit_pending(|commits| consumer.commit(&commit_list(commits), CommitMode::Sync));
     if let Err(error) = committed {
         tracing::warn!(%error, "final commit failed; uncommitted records will be routed again");
     }
@@ -422,9 +421,8 @@ async fn commit_periodically(
         let consumer = Arc::clone(&consumer);
         let committing = Arc::clone(&tracker);
         let result = tokio::task::spawn_blocking(move || {
-            committing.commit_pending(|commits| {
-                consumer.commit(&commit_list(commits), CommitMode::Sync)
-            })
+            committing
+                .commit_pending(|commits| consumer.commit(&commit_list(commits), CommitMode::Sync))
         })
         .await;
         match result {

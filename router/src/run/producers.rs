@@ -193,12 +193,14 @@ impl Producers {
         metrics: &Metrics,
         health: &Arc<Health>,
     ) -> Result<RouterProducer, KafkaError> {
-        settings.producer(role).create_with_context(DeliveryContext {
-            role,
-            repair: repair.clone(),
-            metrics: metrics.clone(),
-            health: Arc::clone(health),
-        })
+        settings
+            .producer(role)
+            .create_with_context(DeliveryContext {
+                role,
+                repair: repair.clone(),
+                metrics: metrics.clone(),
+                health: Arc::clone(health),
+            })
     }
 
     fn slot(&self, role: ProducerRole) -> &ArcSwap<RouterProducer> {

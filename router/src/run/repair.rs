@@ -195,7 +195,10 @@ mod tests {
     #[test]
     fn a_lost_producer_never_sends_a_copy_to_the_exception_topic() {
         for tier in [Tier::Critical, Tier::Standard, Tier::BestEffort] {
-            assert_eq!(decide(&route(tier), ErrorClass::ProducerLost), Repair::Retry);
+            assert_eq!(
+                decide(&route(tier), ErrorClass::ProducerLost),
+                Repair::Retry
+            );
         }
     }
 
@@ -212,12 +215,18 @@ mod tests {
 
     #[test]
     fn transient_failures_follow_the_tier() {
-        assert_eq!(decide(&route(Tier::Critical), ErrorClass::Transient), Repair::Retry);
+        assert_eq!(
+            decide(&route(Tier::Critical), ErrorClass::Transient),
+            Repair::Retry
+        );
         assert_eq!(
             decide(&route(Tier::Standard), ErrorClass::Transient),
             Repair::ToExceptionTopic
         );
-        assert_eq!(decide(&route(Tier::BestEffort), ErrorClass::Transient), Repair::Drop);
+        assert_eq!(
+            decide(&route(Tier::BestEffort), ErrorClass::Transient),
+            Repair::Drop
+        );
         assert_eq!(
             decide(&route(Tier::Critical), ErrorClass::TooLarge),
             Repair::ToExceptionTopic

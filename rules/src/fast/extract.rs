@@ -304,7 +304,11 @@ mod tests {
     fn unreferenced_values_are_validated_like_the_full_decoder_does() {
         let mut paths = FieldPaths::default();
         paths.intern(&["id"]);
-        let deep = format!(r#"{{"id": 1, "x": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let deep = format!(
+            r#"{{"id": 1, "x": {}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
         let bad: [&[u8]; 5] = [
             br#"{"id": 1, "x": "\ud800"}"#,
             b"{\"id\": 1, \"x\": \"\xff\"}",
