@@ -7,9 +7,12 @@
 //! same topic as pass-through (so every configuration produces one copy per record to the same
 //! partitions), then 100 rules on the Rhai engine. For each:
 //! records/s, p50/p99 end-to-end latency of a paced stream (record CreateTime to arrival on the
-//! target topic), and peak RSS. Finally the same 100-rule run with a bundle swap every second.
+//! target topic), and peak RSS. Then tier isolation: critical throughput while a best-effort
+//! rule's target is stalled, as a ratio of the same rules with a healthy best-effort target.
+//! Finally the same 100-rule run with a bundle swap every second.
 //!
-//! `STREAMSPLIT_BENCH_RECORDS` sets the backlog size (default 200 000).
+//! `STREAMSPLIT_BENCH_RECORDS` sets the backlog size (default 200 000);
+//! `STREAMSPLIT_BENCH_ONLY=tiers` runs the tier-isolation table alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -187,6 +190,94 @@ fn paced_latency(
     (latencies[expected / 2], latencies[expected * 99 / 100])
 }
 
+/// Records/s of critical copies: from readiness until `target` holds `copies` more records.
+fn copies_rate(broker: &Broker, run: &Run, target: &str, copies: i64) -> f64 {
+    let count = || -> i64 { broker.high_watermarks(target).map_or(0, |m| m.values().sum()) };
+    let before = count();
+    wait_until("the router to be ready", Duration::from_secs(60), || {
+        (http_get(&run.metrics, "/readyz").ok()?.0 == 200).then_some(())
+    })
+    .unwrap();
+    let started = Instant::now();
+    wait_until("the critical copies", Duration::from_secs(600), || {
+        (count() - before >= copies).then_some(())
+    })
+    .unwrap();
+    copies as f64 / started.elapsed().as_secs_f64()
+}
+
+/// 100 critical rules (every record matches one) plus a best-effort rule matching every record,
+/// whose target is healthy in one run and stalled in the other (a topic that does not exist,
+/// with librdkafka waiting ten minutes for it: every best-effort copy sits in its queue).
+fn tier_isolation(
+    broker: &Broker,
+    work: &Path,
+    source: &str,
+    exceptions: &str,
+    targets: &[String],
+    total: usize,
+) {
+    println!("\n## Tier isolation: critical copies with a stalled best-effort target ({total} records)\n");
+    println!("| best-effort target | critical copies/s (median of {ROUNDS}) | range | vs healthy | best-effort dropped |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let stalled = unique_name("bench-stalled");
+    let mut baseline = None;
+    for (label, best_effort_target) in [("healthy", targets[2].clone()), ("stalled", stalled)] {
+        let mut definitions = rules(100, targets);
+        for rule in &mut definitions {
+            rule.tier = Tier::Critical;
+            rule.target_topic = targets[1].clone();
+        }
+        definitions.push(RuleDefinition {
+            id: RuleId::new(Some("bench"), "everything"),
+            condition: "true".into(),
+            target_topic: best_effort_target,
+            tier: Tier::BestEffort,
+            mode: Mode::Active,
+            suspend: false,
+        });
+        let dir = work.join(format!("tiers-{label}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut yaml = String::new();
+        for d in &definitions {
+            yaml.push_str(&format!(
+                "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n---\n",
+                d.id.name, d.condition, d.target_topic, d.tier.as_str()
+            ));
+        }
+        std::fs::write(dir.join("rules.yaml"), yaml).unwrap();
+        let args = vec![
+            "--rules".into(),
+            dir.display().to_string(),
+            "--producer-property".into(),
+            "topic.metadata.propagation.max.ms=600000".into(),
+        ];
+        let mut rates = Vec::new();
+        let mut dropped = 0.0;
+        for _ in 0..ROUNDS {
+            let mut run = start(broker, source, exceptions, &args);
+            rates.push(copies_rate(broker, &run, &targets[1], total as i64));
+            let (_, text) = http_get(&run.metrics, "/metrics").unwrap();
+            dropped = streamsplit_e2e::sample_value(
+                &text,
+                "streamsplit_dropped_total",
+                &[("tier", "best-effort")],
+            )
+            .unwrap_or(0.0);
+            run.process.kill();
+        }
+        rates.sort_by(f64::total_cmp);
+        let rate = rates[ROUNDS / 2];
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "| {label} | {rate:.0} | {:.0}–{:.0} | {:.0} % | {dropped:.0} |",
+            rates[0],
+            rates[ROUNDS - 1],
+            100.0 * rate / base
+        );
+    }
+}
+
 fn main() {
     let total: usize = std::env::var("STREAMSPLIT_BENCH_RECORDS")
         .ok()
@@ -216,6 +307,10 @@ fn main() {
         "# streamsplit router end to end ({total} records of ~{average} bytes, 4 source partitions, produced in {:.1} s)\n",
         produced.elapsed().as_secs_f64()
     );
+    if std::env::var("STREAMSPLIT_BENCH_ONLY").as_deref() == Ok("tiers") {
+        tier_isolation(broker, work.path(), &source, &exceptions, &targets, total);
+        return;
+    }
     println!("| configuration | records/s (median of {ROUNDS}) | range | vs pass-through | p50 latency ms | p99 latency ms | peak RSS MiB |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 
@@ -293,6 +388,8 @@ fn main() {
             peak_rss[index]
         );
     }
+
+    tier_isolation(broker, work.path(), &source, &exceptions, &targets, total);
 
     // Hot swap under load: the same 100 rules from a mounted bundle, swapped every second for a
     // bundle that adds a rule matching nothing (same routing, new version).
