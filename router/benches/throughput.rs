@@ -192,7 +192,11 @@ fn paced_latency(
 
 /// Records/s of critical copies: from readiness until `target` holds `copies` more records.
 fn copies_rate(broker: &Broker, run: &Run, target: &str, copies: i64) -> f64 {
-    let count = || -> i64 { broker.high_watermarks(target).map_or(0, |m| m.values().sum()) };
+    let count = || -> i64 {
+        broker
+            .high_watermarks(target)
+            .map_or(0, |m| m.values().sum())
+    };
     let before = count();
     wait_until("the router to be ready", Duration::from_secs(60), || {
         (http_get(&run.metrics, "/readyz").ok()?.0 == 200).then_some(())

@@ -203,6 +203,13 @@ impl Metrics {
         self
     }
 
+    /// Counts one dropped best-effort copy.
+    pub fn dropped_best_effort(&self) {
+        self.dropped
+            .with_label_values(&[streamsplit_rules::Tier::BestEffort.as_str()])
+            .inc();
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

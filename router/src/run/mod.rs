@@ -256,26 +256,15 @@ pub async fn run(
                 continue;
             }
         };
-        for mut ticket in tickets {
-            let lane = ticket.kind.lane();
-            let bytes = ticket.record.source.size();
-            if lane == Lane::BestEffort {
-                match lanes.try_acquire(lane, bytes) {
-                    Some(permit) => ticket.permit = Some(permit),
-                    None => {
-                        metrics.dropped.with_label_values(&["best-effort"]).inc();
-                        ticket.record.copy_finished();
-                        continue;
-                    }
-                }
-            } else {
-                ticket.permit = Some(tokio::select! {
-                    biased;
-                    _ = &mut shutdown => break 'consume,
-                    permit = lanes.acquire(lane, bytes) => permit,
-                });
+        for ticket in tickets {
+            let admitted = tokio::select! {
+                biased;
+                _ = &mut shutdown => break 'consume,
+                admitted = admit(ticket, &lanes, &metrics) => admitted,
+            };
+            if let Some(ticket) = admitted {
+                producers.send(Box::new(ticket)).await;
             }
-            producers.send(Box::new(ticket)).await;
         }
     }
 
@@ -293,6 +282,29 @@ pub async fn run(
     drop(consumer);
     tracing::info!("stopped");
     outcome
+}
+
+/// Gives a copy its share of its lane: waits for room in the critical and standard lanes; a
+/// best-effort copy that finds its lane full is dropped and counted instead (`None`).
+async fn admit(mut ticket: CopyTicket, lanes: &Lanes, metrics: &Metrics) -> Option<CopyTicket> {
+    let lane = ticket.kind.lane();
+    let bytes = ticket.record.source.size();
+    let permit = if lane == Lane::BestEffort {
+        lanes.try_acquire(lane, bytes)
+    } else {
+        Some(lanes.acquire(lane, bytes).await)
+    };
+    match permit {
+        Some(permit) => {
+            ticket.permit = Some(permit);
+            Some(ticket)
+        }
+        None => {
+            metrics.dropped_best_effort();
+            ticket.record.copy_finished();
+            None
+        }
+    }
 }
 
 /// Evaluates one record and builds the tickets of its copies. Registers the offset first so a

@@ -237,6 +237,57 @@ mod tests {
     }
 
     #[test]
+    fn a_revoke_commit_waits_for_a_periodic_commit_in_progress() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+
+        let tracker = Arc::new(OffsetTracker::default());
+        tracker.assign([key()]);
+        let first = tracker.register(&key(), 0);
+        tracker.complete(&first);
+        let (in_commit_tx, in_commit) = channel();
+        let (release_tx, release) = channel::<()>();
+        let (order_tx, order) = channel();
+        let periodic = {
+            let (tracker, order_tx) = (Arc::clone(&tracker), order_tx.clone());
+            std::thread::spawn(move || {
+                tracker.commit_pending(|commits| {
+                    in_commit_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    order_tx.send(("periodic", commits.to_vec())).unwrap();
+                    Ok::<(), ()>(())
+                })
+            })
+        };
+        in_commit.recv().unwrap();
+        // The partition progresses and is revoked while the periodic commit is in flight.
+        let second = tracker.register(&key(), 1);
+        tracker.complete(&second);
+        let revoking = {
+            let tracker = Arc::clone(&tracker);
+            std::thread::spawn(move || {
+                tracker.revoke_and_commit(&[key()], |commits| {
+                    order_tx.send(("revoke", commits.to_vec())).unwrap();
+                    Ok::<(), ()>(())
+                })
+            })
+        };
+        assert!(
+            order.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the revoke commit must not run while another commit is in flight"
+        );
+        release_tx.send(()).unwrap();
+        periodic.join().unwrap().unwrap();
+        revoking.join().unwrap().unwrap();
+        let sequence: Vec<_> = order.try_iter().collect();
+        assert_eq!(
+            sequence,
+            vec![("periodic", vec![(key(), 1)]), ("revoke", vec![(key(), 2)])],
+            "the later, higher commit lands last"
+        );
+    }
+
+    #[test]
     fn revoke_returns_uncommitted_progress() {
         let tracker = OffsetTracker::default();
         tracker.assign([key()]);

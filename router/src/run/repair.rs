@@ -147,10 +147,7 @@ fn repair(
             tokio::spawn(async move { producers.send(ticket).await });
         }
         Repair::Drop => {
-            metrics
-                .dropped
-                .with_label_values(&[Tier::BestEffort.as_str()])
-                .inc();
+            metrics.dropped_best_effort();
             ticket.record.copy_finished();
         }
         Repair::ToExceptionTopic => {
