@@ -4,6 +4,7 @@
 //! Tests never skip silently: if no broker can be started, they fail with the reason.
 
 pub mod broker;
+pub mod checker;
 pub mod cluster;
 pub mod configmap_volume;
 pub mod http_probe;

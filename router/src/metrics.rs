@@ -12,6 +12,9 @@ pub struct Metrics {
     pub registry: Registry,
     /// Records read from source topics.
     pub records_consumed: IntCounter,
+    /// Records decoded and evaluated (the rest are decode exceptions): at any quiet point
+    /// `consumed = evaluated + exceptions{kind="decode"}`.
+    pub records_evaluated: IntCounter,
     /// Copies acknowledged by the broker, by rule, topic and tier.
     pub records_routed: IntCounterVec,
     /// Condition matches by rule and mode (shadow rules count here only).
@@ -20,6 +23,10 @@ pub struct Metrics {
     pub rule_errors: IntCounterVec,
     /// Evaluations stopped because a condition ran past its time budget.
     pub rule_time_budget_exceeded: IntCounterVec,
+    /// Best-effort copies of a rule that were dropped.
+    pub rule_copies_dropped: IntCounterVec,
+    /// Copies of a rule that went to the exception topic because they could not be produced.
+    pub rule_copies_failed: IntCounterVec,
     /// Producers replaced after a fatal error, by producer.
     pub producer_replacements: IntCounterVec,
     /// Records written to the exception topic, by kind (decode, rule, produce).
@@ -104,6 +111,26 @@ impl Metrics {
                 r,
                 "streamsplit_rule_errors_total",
                 "Records a rule's condition failed on.",
+                &["rule"],
+            ),
+            records_evaluated: register(
+                r,
+                IntCounter::new(
+                    "streamsplit_records_evaluated_total",
+                    "Records decoded and evaluated against the rules (the others are decode exceptions).",
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            rule_copies_dropped: counter_vec(
+                r,
+                "streamsplit_rule_copies_dropped_total",
+                "Best-effort copies of a rule that were dropped.",
+                &["rule"],
+            ),
+            rule_copies_failed: counter_vec(
+                r,
+                "streamsplit_rule_copies_failed_total",
+                "Copies of a rule sent to the exception topic because they could not be produced.",
                 &["rule"],
             ),
             rule_time_budget_exceeded: counter_vec(

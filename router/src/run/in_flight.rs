@@ -44,6 +44,19 @@ impl InFlightRecord {
     }
 }
 
+/// What became of a rule's copies: with the rule's matches they form the accounting identity
+/// `matches (active) = routed + dropped + failed` (plus copies merged into an earlier rule's
+/// copy to the same topic).
+#[derive(Debug)]
+pub struct RouteCounters {
+    /// Copies acknowledged by the broker.
+    pub routed: IntCounter,
+    /// Best-effort copies dropped.
+    pub dropped: IntCounter,
+    /// Copies that could not be produced and went to the exception topic instead.
+    pub failed: IntCounter,
+}
+
 /// What a copy is.
 #[derive(Clone, Debug)]
 pub enum CopyKind {
@@ -55,8 +68,8 @@ pub enum CopyKind {
         topic: Arc<str>,
         /// Producer tier.
         tier: Tier,
-        /// Counts acknowledged copies of this rule.
-        routed: IntCounter,
+        /// The rule's copy counters.
+        counters: Arc<RouteCounters>,
     },
     /// A copy to the exception topic.
     Exception {

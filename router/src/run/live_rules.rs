@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use prometheus::IntCounter;
+
+use super::in_flight::RouteCounters;
 use streamsplit_rules::RuleSet;
 
 use crate::metrics::Metrics;
@@ -15,8 +17,8 @@ pub struct RuleStats {
     pub id: Arc<str>,
     /// Target topic.
     pub topic: Arc<str>,
-    /// Acknowledged copies.
-    pub routed: IntCounter,
+    /// What became of the rule's copies.
+    pub route: Arc<RouteCounters>,
     /// Condition matches.
     pub matches: IntCounter,
     /// Condition failures.
@@ -50,11 +52,17 @@ impl LiveRules {
                 let d = &rule.definition;
                 let id = d.id.to_string();
                 RuleStats {
-                    routed: metrics.records_routed.with_label_values(&[
-                        id.as_str(),
-                        d.target_topic.as_str(),
-                        d.tier.as_str(),
-                    ]),
+                    route: Arc::new(RouteCounters {
+                        routed: metrics.records_routed.with_label_values(&[
+                            id.as_str(),
+                            d.target_topic.as_str(),
+                            d.tier.as_str(),
+                        ]),
+                        dropped: metrics
+                            .rule_copies_dropped
+                            .with_label_values(&[id.as_str()]),
+                        failed: metrics.rule_copies_failed.with_label_values(&[id.as_str()]),
+                    }),
                     matches: metrics
                         .rule_matches
                         .with_label_values(&[id.as_str(), d.mode.as_str()]),
@@ -98,6 +106,10 @@ impl LiveRules {
                 .remove_label_values(&[&stats.id, stats.mode]);
             if !kept_ids.contains(&*stats.id) {
                 let _ = metrics.rule_errors.remove_label_values(&[&stats.id]);
+                let _ = metrics
+                    .rule_copies_dropped
+                    .remove_label_values(&[&stats.id]);
+                let _ = metrics.rule_copies_failed.remove_label_values(&[&stats.id]);
                 let _ = metrics
                     .rule_time_budget_exceeded
                     .remove_label_values(&[&stats.id]);

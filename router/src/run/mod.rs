@@ -98,7 +98,7 @@ pub struct Router {
 pub struct PassThrough {
     topic: Arc<str>,
     label: Arc<str>,
-    routed: prometheus::IntCounter,
+    counters: Arc<in_flight::RouteCounters>,
 }
 
 impl PassThrough {
@@ -107,9 +107,19 @@ impl PassThrough {
         PassThrough {
             topic: Arc::from(topic),
             label: Arc::from("pass-through"),
-            routed: metrics
-                .records_routed
-                .with_label_values(&["pass-through", topic, "standard"]),
+            counters: Arc::new(in_flight::RouteCounters {
+                routed: metrics.records_routed.with_label_values(&[
+                    "pass-through",
+                    topic,
+                    "standard",
+                ]),
+                dropped: metrics
+                    .rule_copies_dropped
+                    .with_label_values(&["pass-through"]),
+                failed: metrics
+                    .rule_copies_failed
+                    .with_label_values(&["pass-through"]),
+            }),
         }
     }
 }
@@ -301,6 +311,9 @@ async fn admit(mut ticket: CopyTicket, lanes: &Lanes, metrics: &Metrics) -> Opti
         }
         None => {
             metrics.dropped_best_effort();
+            if let CopyKind::Route { counters, .. } = &ticket.kind {
+                counters.dropped.inc();
+            }
             ticket.record.copy_finished();
             None
         }
@@ -337,7 +350,7 @@ fn prepare(
                 rule: Arc::clone(&pass.label),
                 topic: Arc::clone(&pass.topic),
                 tier: streamsplit_rules::Tier::Standard,
-                routed: pass.routed.clone(),
+                counters: Arc::clone(&pass.counters),
             });
             Ok(None)
         }
@@ -346,6 +359,9 @@ fn prepare(
             .evaluate(source.payload.as_deref().unwrap_or_default())
             .map(Some),
     };
+    if evaluated.is_ok() {
+        metrics.records_evaluated.inc();
+    }
     match evaluated {
         Ok(None) => {}
         Err(error) => kinds.push(CopyKind::exception(
@@ -384,7 +400,7 @@ fn prepare(
                     rule: Arc::clone(&stats.id),
                     topic: Arc::clone(&stats.topic),
                     tier: delivery.tier,
-                    routed: stats.routed.clone(),
+                    counters: Arc::clone(&stats.route),
                 });
             }
         }

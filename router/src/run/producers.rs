@@ -67,7 +67,7 @@ impl ProducerContext for DeliveryContext {
         match result {
             Ok(_) => {
                 match &ticket.kind {
-                    CopyKind::Route { routed, .. } => routed.inc(),
+                    CopyKind::Route { counters, .. } => counters.routed.inc(),
                     CopyKind::Exception { kind, .. } => {
                         self.health.exception_topic_available();
                         self.metrics

@@ -148,6 +148,9 @@ fn repair(
         }
         Repair::Drop => {
             metrics.dropped_best_effort();
+            if let CopyKind::Route { counters, .. } = &ticket.kind {
+                counters.dropped.inc();
+            }
             ticket.record.copy_finished();
         }
         Repair::ToExceptionTopic => {
@@ -157,9 +160,16 @@ fn repair(
                 permit,
                 ..
             } = *ticket;
-            let CopyKind::Route { rule, topic, .. } = kind else {
+            let CopyKind::Route {
+                rule,
+                topic,
+                counters,
+                ..
+            } = kind
+            else {
                 unreachable!("exception records are never redirected");
             };
+            counters.failed.inc();
             let exception = Box::new(CopyTicket {
                 record,
                 kind: CopyKind::exception(
@@ -181,11 +191,16 @@ mod tests {
     use super::*;
 
     fn route(tier: Tier) -> CopyKind {
+        let counter = || prometheus::IntCounter::new("x", "x").unwrap();
         CopyKind::Route {
             rule: Arc::from("ns/r"),
             topic: Arc::from("t"),
             tier,
-            routed: prometheus::IntCounter::new("x", "x").unwrap(),
+            counters: Arc::new(super::super::in_flight::RouteCounters {
+                routed: counter(),
+                dropped: counter(),
+                failed: counter(),
+            }),
         }
     }
 

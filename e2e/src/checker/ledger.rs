@@ -1,0 +1,160 @@
+//! Reads what the router wrote and accounts for every expected copy, per topic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::oracle::{Expectation, Expected};
+use super::workload::Workload;
+use crate::Broker;
+
+/// The account of one topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicRow {
+    /// Topic name (or `exceptions`).
+    pub topic: String,
+    /// Tier of the topic's rule, `exception` for the exception topic.
+    pub tier: String,
+    /// Copies the oracle asked for.
+    pub expected: usize,
+    /// Expected copies present at least once.
+    pub delivered: usize,
+    /// Expected copies absent (best-effort topics: see `dropped`).
+    pub lost: usize,
+    /// Best-effort copies absent: dropped, which the tier allows.
+    pub dropped: usize,
+    /// Copies present more than once, counted beyond the first.
+    pub duplicated: usize,
+    /// Copies present that no rule asked for.
+    pub unexpected: usize,
+}
+
+/// The account of a whole run.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    /// One row per target topic, then the exception topic.
+    pub rows: Vec<TopicRow>,
+}
+
+/// A copy's identity: which record, and (on the exception topic) which kind and rule.
+type CopyId = (String, Option<(String, Option<String>)>);
+
+impl Ledger {
+    /// Reads every target topic and the exception topic to the end and accounts for them.
+    pub fn read(
+        broker: &Broker,
+        workload: &Workload,
+        exceptions: &str,
+        expectation: &Expectation,
+    ) -> anyhow::Result<Ledger> {
+        let mut expected: BTreeMap<String, BTreeSet<CopyId>> = BTreeMap::new();
+        for (key, copies) in &expectation.copies {
+            for copy in copies {
+                let (topic, id) = match copy {
+                    Expected::Target(topic) => (topic.clone(), (key.clone(), None)),
+                    Expected::Exception(kind, rule) => (
+                        exceptions.to_string(),
+                        (key.clone(), Some((kind.clone(), rule.clone()))),
+                    ),
+                };
+                expected.entry(topic).or_default().insert(id);
+            }
+        }
+        let mut rows = Vec::new();
+        let mut topics = workload.topics();
+        topics.push(exceptions.to_string());
+        for topic in topics {
+            let is_exceptions = topic == exceptions;
+            let mut seen: BTreeMap<CopyId, usize> = BTreeMap::new();
+            let records = if broker.high_watermarks(&topic).is_ok() {
+                broker.read_all(&topic)?
+            } else {
+                Vec::new()
+            };
+            for record in records {
+                let key =
+                    String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
+                let id = if is_exceptions {
+                    let kind = record
+                        .header("streamsplit.exception.kind")
+                        .unwrap_or_default();
+                    (
+                        key,
+                        Some((kind, record.header("streamsplit.exception.rule"))),
+                    )
+                } else {
+                    (key, None)
+                };
+                *seen.entry(id).or_insert(0) += 1;
+            }
+            let wanted = expected.remove(&topic).unwrap_or_default();
+            let delivered = wanted.iter().filter(|id| seen.contains_key(*id)).count();
+            let absent = wanted.len() - delivered;
+            let tier = if is_exceptions {
+                "exception"
+            } else {
+                workload.tier_of(&topic).unwrap_or("?")
+            };
+            let best_effort = tier == "best-effort";
+            rows.push(TopicRow {
+                topic: if is_exceptions {
+                    "exceptions".into()
+                } else {
+                    topic.clone()
+                },
+                tier: tier.to_string(),
+                expected: wanted.len(),
+                delivered,
+                lost: if best_effort { 0 } else { absent },
+                dropped: if best_effort { absent } else { 0 },
+                duplicated: seen.values().map(|n| n - 1).sum(),
+                unexpected: seen.keys().filter(|id| !wanted.contains(*id)).count(),
+            });
+        }
+        Ok(Ledger { rows })
+    }
+
+    /// Sums over all rows.
+    pub fn total(&self) -> TopicRow {
+        let mut total = TopicRow {
+            topic: "all".into(),
+            ..TopicRow::default()
+        };
+        for row in &self.rows {
+            total.expected += row.expected;
+            total.delivered += row.delivered;
+            total.lost += row.lost;
+            total.dropped += row.dropped;
+            total.duplicated += row.duplicated;
+            total.unexpected += row.unexpected;
+        }
+        total
+    }
+
+    /// Exception records written (expected and delivered).
+    pub fn exceptions(&self) -> usize {
+        self.rows
+            .iter()
+            .find(|r| r.tier == "exception")
+            .map_or(0, |r| r.delivered)
+    }
+
+    /// The per-topic table, for a test's output.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| topic | tier | expected | delivered | lost | dropped | duplicated | unexpected |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        );
+        for row in self.rows.iter().chain(std::iter::once(&self.total())) {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                row.topic,
+                row.tier,
+                row.expected,
+                row.delivered,
+                row.lost,
+                row.dropped,
+                row.duplicated,
+                row.unexpected
+            ));
+        }
+        out
+    }
+}
