@@ -95,7 +95,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let metrics = metrics::Metrics::new();
         let router = if let Some(topic) = &args.pass_through_topic {
             let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
@@ -174,5 +174,9 @@ fn run(args: RunArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // Tasks still holding clients (retries of copies that will be routed again) must not keep
+    // the process past its grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
 }

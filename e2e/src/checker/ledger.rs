@@ -39,11 +39,14 @@ type CopyId = (String, Option<(String, Option<String>)>);
 
 impl Ledger {
     /// Reads every target topic and the exception topic to the end and accounts for them.
+    /// Copies of records in `required` must be there; copies of the other expected records
+    /// (produced, but lost by the broker itself) may be there and are not unexpected.
     pub fn read(
         broker: &Broker,
         workload: &Workload,
         exceptions: &str,
         expectation: &Expectation,
+        required: &BTreeSet<String>,
     ) -> anyhow::Result<Ledger> {
         let mut expected: BTreeMap<String, BTreeSet<CopyId>> = BTreeMap::new();
         for (key, copies) in &expectation.copies {
@@ -85,8 +88,12 @@ impl Ledger {
                 };
                 *seen.entry(id).or_insert(0) += 1;
             }
-            let wanted = expected.remove(&topic).unwrap_or_default();
-            let delivered = wanted.iter().filter(|id| seen.contains_key(*id)).count();
+            let allowed = expected.remove(&topic).unwrap_or_default();
+            let wanted: BTreeSet<&CopyId> = allowed
+                .iter()
+                .filter(|(key, _)| required.contains(key))
+                .collect();
+            let delivered = wanted.iter().filter(|id| seen.contains_key(**id)).count();
             let absent = wanted.len() - delivered;
             let tier = if is_exceptions {
                 "exception"
@@ -106,7 +113,7 @@ impl Ledger {
                 lost: if best_effort { 0 } else { absent },
                 dropped: if best_effort { absent } else { 0 },
                 duplicated: seen.values().map(|n| n - 1).sum(),
-                unexpected: seen.keys().filter(|id| !wanted.contains(*id)).count(),
+                unexpected: seen.keys().filter(|id| !allowed.contains(*id)).count(),
             });
         }
         Ok(Ledger { rows })

@@ -289,9 +289,32 @@ pub async fn run(
         tracing::warn!(%error, "final commit failed; uncommitted records will be routed again");
     }
     repair.abort();
-    drop(consumer);
+    close(consumer);
     tracing::info!("stopped");
     outcome
+}
+
+/// Longest wait for the consumer to leave its group at shutdown; offsets are committed already.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes the consumer (its revoke callback commits nothing new and flushes nothing: the drain
+/// is over) on a thread of its own, waiting at most [`CLOSE_TIMEOUT`], so a broker that does not
+/// answer cannot hold the process past its grace period.
+fn close(consumer: Arc<StreamConsumer<RouterConsumerContext>>) {
+    consumer.context().set_shutdown_deadline(Instant::now());
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    let closer = std::thread::Builder::new()
+        .name("consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed_tx.send(());
+        });
+    if closer.is_err() || closed.recv_timeout(CLOSE_TIMEOUT).is_err() {
+        tracing::warn!(
+            timeout = ?CLOSE_TIMEOUT,
+            "the consumer did not close in time; exiting anyway (offsets are committed)"
+        );
+    }
 }
 
 /// Gives a copy its share of its lane: waits for room in the critical and standard lanes; a

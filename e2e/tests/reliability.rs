@@ -1,0 +1,462 @@
+//! The accounting checker's scenarios: each produces a known workload at a steady rate while a
+//! fault happens, then accounts for every copy (see `streamsplit_e2e::checker`) and prints its
+//! row of RELIABILITY.md. Lost and unexpected copies must be zero in every scenario.
+//!
+//! `STREAMSPLIT_CHECKER_RECORDS` scales every scenario (default 4 000 records; the soak in
+//! RELIABILITY.md uses 100 000).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use streamsplit_e2e::checker::{Ledger, Oracle, Workload, WorkloadRecord};
+use streamsplit_e2e::{
+    free_port, http_get, prom, router_run_args, unique_name, wait_until, workspace_binary, Broker,
+    ChildProcess, PrivateBroker, ProjectedConfigMap, StopSignal, TestRecord,
+};
+
+/// The router's producer limit in scenarios with oversized records.
+const PRODUCER_LIMIT: usize = 100_000;
+
+fn records_per_scenario() -> u64 {
+    std::env::var("STREAMSPLIT_CHECKER_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000)
+}
+
+struct Scenario {
+    name: &'static str,
+    broker_label: &'static str,
+    workload: Workload,
+    records: Vec<WorkloadRecord>,
+    work: tempfile::TempDir,
+    rules_dir: PathBuf,
+    source: String,
+    exceptions: String,
+    group: String,
+    router_bin: PathBuf,
+}
+
+struct Router {
+    process: ChildProcess,
+    metrics: String,
+}
+
+impl Scenario {
+    fn new(name: &'static str, broker_label: &'static str, workload: Workload, count: u64) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let rules_dir = work.path().join("rules");
+        workload.write_rules(&rules_dir).unwrap();
+        let records = (0..count).map(|n| workload.record(n)).collect();
+        Scenario {
+            name,
+            broker_label,
+            source: format!("{}.source", workload.prefix),
+            exceptions: format!("{}.exceptions", workload.prefix),
+            group: unique_name("checker"),
+            workload,
+            records,
+            work,
+            rules_dir,
+            router_bin: workspace_binary("streamsplit-router"),
+        }
+    }
+
+    /// Creates the source, the exception topic (unless told not to) and the topics of the
+    /// active rules.
+    fn create_topics(&self, broker: &Broker, with_exceptions: bool) {
+        let mut topics = vec![(self.source.clone(), 3)];
+        if with_exceptions {
+            topics.push((self.exceptions.clone(), 1));
+        }
+        for name in ["crit-a", "std-ab", "std-level", "be-c", "err-n"] {
+            topics.push((self.workload.topic(name), 2));
+        }
+        let refs: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        broker.create_topics(&refs).unwrap();
+    }
+
+    fn start_router(&self, broker: &Broker, extra: &[&str]) -> Router {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let mut args = router_run_args(
+            &broker.bootstrap,
+            &self.source,
+            &self.group,
+            &self.exceptions,
+            &metrics,
+        );
+        args.extend(
+            [
+                "--instance-id",
+                self.name,
+                "--producer-property",
+                "topic.metadata.propagation.max.ms=1000",
+            ]
+            .map(String::from),
+        );
+        if self.workload.oversized_bytes > 0 {
+            args.extend(["--producer-property", "message.max.bytes=100000"].map(String::from));
+        }
+        if !extra.contains(&"--config-dir") {
+            args.extend(["--rules".to_string(), self.rules_dir.display().to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{}.log",
+            unique_name(&format!("checker-{}", self.name))
+        ));
+        let process = ChildProcess::spawn(&self.router_bin, &args, &log).unwrap();
+        Router { process, metrics }
+    }
+
+    /// Produces every record at a steady rate on a thread of its own.
+    fn produce_steadily(&self, broker: &Broker, per_second: u64) -> std::thread::JoinHandle<()> {
+        let bootstrap = broker.bootstrap.clone();
+        let source = self.source.clone();
+        let records = self.records.clone();
+        std::thread::spawn(move || {
+            let broker = Broker { bootstrap };
+            let batch = (per_second / 10).max(1) as usize;
+            for chunk in records.chunks(batch) {
+                let started = Instant::now();
+                let chunk: Vec<TestRecord> = chunk
+                    .iter()
+                    .map(|r| TestRecord {
+                        key: Some(r.key.clone().into_bytes()),
+                        value: r.value.clone(),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                // A broker that is down for the scenario is waited for, record by record.
+                while let Err(error) = broker.produce(&source, &chunk) {
+                    eprintln!("checker: producing again after: {error}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
+            }
+        })
+    }
+
+    /// Accounts for every copy, prints the table and the RELIABILITY.md row, asserts lost = 0
+    /// and unexpected = 0.
+    fn account(&self, broker: &Broker, recovered: &str) -> Ledger {
+        broker
+            .wait_for_commit(&self.group, &self.source, Duration::from_secs(300))
+            .unwrap();
+        // The router is accountable for what the source topic holds: a broker that loses
+        // acknowledged records in a crash (noida-db does not fsync) loses them for everyone.
+        // Copies of records the broker lost may exist (routed before the loss) but are not
+        // required.
+        let in_source: std::collections::BTreeSet<String> = broker
+            .read_all(&self.source)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.key)
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        let records = self
+            .records
+            .iter()
+            .filter(|r| in_source.contains(&r.key))
+            .count();
+        let lost_by_broker = self.records.len() - records;
+        if lost_by_broker > 0 {
+            println!(
+                "{}: the broker lost {lost_by_broker} acknowledged source records",
+                self.name
+            );
+        }
+        let oracle = Oracle {
+            router: &self.router_bin,
+            rules: &self.rules_dir,
+            producer_limit: (self.workload.oversized_bytes > 0).then_some(PRODUCER_LIMIT),
+        };
+        let expectation = oracle
+            .predict(&self.workload, &self.records, self.work.path())
+            .unwrap();
+        let ledger = Ledger::read(
+            broker,
+            &self.workload,
+            &self.exceptions,
+            &expectation,
+            &in_source,
+        )
+        .unwrap();
+        let total = ledger.total();
+        println!("{}\n{}", self.name, ledger.table());
+        let row = format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            self.name,
+            records,
+            total.expected,
+            total.lost,
+            total.duplicated,
+            total.unexpected,
+            ledger.exceptions(),
+            recovered,
+            self.broker_label
+        );
+        println!("{row}");
+        let rows = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability-rows.md");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(rows)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{row}\n").as_bytes()));
+        assert_eq!(total.lost, 0, "{}", ledger.table());
+        assert_eq!(total.unexpected, 0, "{}", ledger.table());
+        ledger
+    }
+}
+
+/// The router's own accounting at a quiet point, for a router that lived through the whole run:
+/// consumed = evaluated + decode exceptions; per active rule, matches = routed + dropped +
+/// failed; and the best-effort copies the ledger found missing are the ones the router counted
+/// as dropped.
+fn assert_router_accounting(router: &Router, ledger: &Ledger) {
+    let (_, text) = http_get(&router.metrics, "/metrics").unwrap();
+    let samples = prom::parse_samples(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+            .sum()
+    };
+    let consumed = value("streamsplit_records_consumed_total", &[]);
+    let evaluated = value("streamsplit_records_evaluated_total", &[]);
+    let decode = value("streamsplit_exceptions_total", &[("kind", "decode")]);
+    assert_eq!(
+        consumed,
+        evaluated + decode,
+        "consumed = evaluated + decode exceptions"
+    );
+    for rule in ["crit-a", "std-ab", "std-level", "be-c", "err-n"] {
+        let id = format!("checker/{rule}");
+        let rule_label = [("rule", id.as_str())];
+        let matches = value(
+            "streamsplit_rule_matches_total",
+            &[("rule", &id), ("mode", "active")],
+        );
+        let routed = value("streamsplit_records_routed_total", &rule_label);
+        let dropped = value("streamsplit_rule_copies_dropped_total", &rule_label);
+        let failed = value("streamsplit_rule_copies_failed_total", &rule_label);
+        assert_eq!(
+            matches,
+            routed + dropped + failed,
+            "{id}: matches = routed + dropped + failed"
+        );
+    }
+    let dropped = value("streamsplit_dropped_total", &[("tier", "best-effort")]);
+    assert_eq!(
+        dropped as usize,
+        ledger.total().dropped,
+        "dropped copies are counted"
+    );
+}
+
+fn shared() -> &'static Broker {
+    Broker::shared()
+}
+
+fn terminate(mut router: Router) {
+    assert!(router
+        .process
+        .terminate(Duration::from_secs(60))
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn steady_with_oversized_records() {
+    let broker = shared();
+    let mut workload = Workload::new(&unique_name("steady"));
+    workload.oversized_bytes = 150_000;
+    let scenario = Scenario::new(
+        "steady stream, oversized records",
+        "noida-db",
+        workload,
+        records_per_scenario(),
+    );
+    scenario.create_topics(broker, true);
+    let router = scenario.start_router(broker, &[]);
+    scenario.produce_steadily(broker, 2_000).join().unwrap();
+    let ledger = scenario.account(broker, "-");
+    assert_router_accounting(&router, &ledger);
+    terminate(router);
+}
+
+#[test]
+fn router_killed_three_times() {
+    let broker = shared();
+    let scenario = Scenario::new(
+        "router kill -9 three times",
+        "noida-db",
+        Workload::new(&unique_name("kill")),
+        records_per_scenario(),
+    );
+    scenario.create_topics(broker, true);
+    let producing = scenario.produce_steadily(broker, 1_000);
+    let mut router = scenario.start_router(broker, &[]);
+    let total = scenario.records.len() as i64;
+    for kill in 1..=3 {
+        let committed_at_least = total * kill / 4;
+        wait_until("routing to progress", Duration::from_secs(120), || {
+            let committed: i64 = broker
+                .committed(&scenario.group, &scenario.source)
+                .ok()?
+                .values()
+                .sum();
+            (committed >= committed_at_least).then_some(())
+        })
+        .unwrap();
+        router.process.kill();
+        router = scenario.start_router(broker, &[]);
+    }
+    producing.join().unwrap();
+    scenario.account(broker, "restarted by the test");
+    terminate(router);
+}
+
+fn broker_bounce(signal: StopSignal, name: &'static str) {
+    let state = tempfile::tempdir().unwrap();
+    let private = PrivateBroker::start(state.path()).unwrap();
+    let broker = &private.broker;
+    let scenario = Scenario::new(
+        name,
+        "noida-db",
+        Workload::new(&unique_name("bounce")),
+        records_per_scenario(),
+    );
+    scenario.create_topics(broker, true);
+    let router = scenario.start_router(broker, &[]);
+    let producing = scenario.produce_steadily(broker, 1_000);
+    let total = scenario.records.len() as i64;
+    wait_until("routing to be under way", Duration::from_secs(120), || {
+        let routed: i64 = broker
+            .high_watermarks(&scenario.workload.topic("crit-a"))
+            .ok()?
+            .values()
+            .sum();
+        (routed >= total / 16).then_some(())
+    })
+    .unwrap();
+    private.stop(signal).unwrap();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    private.restart().unwrap();
+    let restarted = Instant::now();
+    producing.join().unwrap();
+    broker
+        .wait_for_commit(&scenario.group, &scenario.source, Duration::from_secs(300))
+        .unwrap();
+    let recovery = format!("yes ({:.1} s)", restarted.elapsed().as_secs_f64());
+    scenario.account(broker, &recovery);
+    assert!(router.process.pid() > 0);
+    terminate(router);
+}
+
+#[test]
+fn broker_sigterm_for_ten_seconds() {
+    broker_bounce(StopSignal::Term, "broker SIGTERM, 10 s down");
+}
+
+#[test]
+fn broker_sigkill_for_ten_seconds() {
+    broker_bounce(StopSignal::Kill, "broker SIGKILL, 10 s down");
+}
+
+#[test]
+fn exception_topic_missing_at_start() {
+    let broker = shared();
+    let scenario = Scenario::new(
+        "exception topic created 5 s late",
+        "noida-db",
+        Workload::new(&unique_name("late-exc")),
+        records_per_scenario(),
+    );
+    scenario.create_topics(broker, false);
+    let router = scenario.start_router(broker, &[]);
+    let producing = scenario.produce_steadily(broker, 2_000);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker.create_topics(&[(&scenario.exceptions, 1)]).unwrap();
+    let created = Instant::now();
+    producing.join().unwrap();
+    broker
+        .wait_for_commit(&scenario.group, &scenario.source, Duration::from_secs(300))
+        .unwrap();
+    let recovery = format!("yes ({:.1} s)", created.elapsed().as_secs_f64());
+    let ledger = scenario.account(broker, &recovery);
+    assert_router_accounting(&router, &ledger);
+    terminate(router);
+}
+
+#[test]
+fn bundle_arrives_three_seconds_after_start() {
+    let broker = shared();
+    let scenario = Scenario::new(
+        "no bundle at start, bundle 3 s later",
+        "noida-db",
+        Workload::new(&unique_name("late-bundle")),
+        records_per_scenario(),
+    );
+    scenario.create_topics(broker, true);
+    let config = scenario.work.path().join("config");
+    let state = scenario.work.path().join("state");
+    let args = [
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let router = scenario.start_router(broker, &args);
+    let producing = scenario.produce_steadily(broker, 2_000);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let manifests = streamsplit_rules::load_manifests(&[scenario.rules_dir.clone()]).unwrap();
+    let bundle =
+        streamsplit_rules::RuleBundle::build("default", manifests.iter().map(|m| m.definition()));
+    ProjectedConfigMap::new(&config)
+        .unwrap()
+        .publish(&[(
+            streamsplit_rules::BUNDLE_FILE_NAME,
+            bundle.to_json().as_bytes(),
+        )])
+        .unwrap();
+    producing.join().unwrap();
+    let ledger = scenario.account(broker, "-");
+    assert_router_accounting(&router, &ledger);
+    terminate(router);
+}
+
+#[test]
+fn malformed_flood() {
+    let broker = shared();
+    let mut workload = Workload::new(&unique_name("flood"));
+    // Every other record is malformed: 10 000 bad records among 20 000 at the default scale.
+    workload.malformed_every = 2;
+    let scenario = Scenario::new(
+        "malformed flood (every other record)",
+        "noida-db",
+        workload,
+        records_per_scenario() * 5,
+    );
+    scenario.create_topics(broker, true);
+    let router = scenario.start_router(broker, &[]);
+    scenario.produce_steadily(broker, 5_000).join().unwrap();
+    let ledger = scenario.account(broker, "-");
+    assert_router_accounting(&router, &ledger);
+    terminate(router);
+}
