@@ -6,6 +6,9 @@
 #   eval "$(e2e/kafka/up.sh)"  # exports STREAMSPLIT_TEST_BROKERS
 #   STREAMSPLIT_KAFKA_KEEP_DATA=1 e2e/kafka/up.sh   # restart on the data of the last run (broker
 #                                                   # bounce tests); a fresh data dir otherwise
+#   STREAMSPLIT_KAFKA_KIND=nisshi e2e/kafka/up.sh   # the second broker, nisshi (port 19094 unless
+#                                                   # $STREAMSPLIT_KAFKA_PORT), built once by
+#                                                   # build-nisshi.sh; in-memory storage
 #
 # The broker is noida-db (PyPI, prebuilt, Kafka protocol incl. groups, idempotence and
 # transactions), installed into a virtualenv under the cache directory. Idempotent: a broker
@@ -13,7 +16,14 @@
 set -euo pipefail
 
 NOIDA_VERSION="0.2.3"
-PORT="${STREAMSPLIT_KAFKA_PORT:-19092}"
+KIND="${STREAMSPLIT_KAFKA_KIND:-noida}"
+# The variable the broker's address is printed as, for `eval "$(e2e/kafka/up.sh)"`.
+case "$KIND" in
+  noida) DEFAULT_PORT=19092; VAR=STREAMSPLIT_TEST_BROKERS ;;
+  nisshi) DEFAULT_PORT=19094; VAR=STREAMSPLIT_TEST_NISSHI ;;
+  *) echo "kafka/up.sh: unknown STREAMSPLIT_KAFKA_KIND=$KIND (noida or nisshi)" >&2; exit 2 ;;
+esac
+PORT="${STREAMSPLIT_KAFKA_PORT:-$DEFAULT_PORT}"
 CACHE="${STREAMSPLIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/streamsplit}"
 STATE="${STREAMSPLIT_STATE:-${TMPDIR:-/tmp}/streamsplit-e2e}/kafka-$PORT"
 VENV="$CACHE/noida-db-$NOIDA_VERSION"
@@ -23,34 +33,45 @@ log() { echo "kafka/up.sh: $*" >&2; }
 
 if python3 "$HERE/ping.py" 127.0.0.1 "$PORT" 2>/dev/null; then
   log "broker already answering on 127.0.0.1:$PORT"
-  echo "export STREAMSPLIT_TEST_BROKERS=127.0.0.1:$PORT"
+  echo "export $VAR=127.0.0.1:$PORT"
   exit 0
 fi
 
-if [ ! -x "$VENV/bin/noida-db" ]; then
+mkdir -p "$STATE"
+if [ "$KIND" = nisshi ]; then
+  NISSHI="$("$HERE/build-nisshi.sh")"
+  log "starting nisshi on 127.0.0.1:$PORT (in-memory storage, log in $STATE/broker.log)"
+  setsid "$NISSHI" broker --listener-url "tcp://127.0.0.1:$PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine memory://nisshi/ \
+    --group-initial-rebalance-delay 0s >"$STATE/broker.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/pid"
+  SERVER_STARTED=1
+fi
+
+if [ -z "${SERVER_STARTED:-}" ] && [ ! -x "$VENV/bin/noida-db" ]; then
   log "installing noida-db $NOIDA_VERSION into $VENV"
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "noida-db==$NOIDA_VERSION" >&2
 fi
 
-# The console script is a Python wrapper that spawns the server; run the server itself so the
-# recorded pid is the broker and down.sh really stops it.
-SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f | head -1)"
-[ -x "$SERVER" ] || { log "noida-db server binary not found in $VENV"; exit 1; }
-
-mkdir -p "$STATE"
-[ "${STREAMSPLIT_KAFKA_KEEP_DATA:-0}" = 1 ] || rm -rf "$STATE/data"
-log "starting noida-db on 127.0.0.1:$PORT (data in $STATE/data, log in $STATE/broker.log)"
-# setsid detaches the broker from the caller's process group so it outlives the calling shell.
-setsid "$SERVER" start --only kafka --host 127.0.0.1 --kafka-port "$PORT" \
-  --data-dir "$STATE/data" >"$STATE/broker.log" 2>&1 < /dev/null &
-echo $! > "$STATE/pid"
+if [ -z "${SERVER_STARTED:-}" ]; then
+  # The console script is a Python wrapper that spawns the server; run the server itself so the
+  # recorded pid is the broker and down.sh really stops it.
+  SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f | head -1)"
+  [ -x "$SERVER" ] || { log "noida-db server binary not found in $VENV"; exit 1; }
+  [ "${STREAMSPLIT_KAFKA_KEEP_DATA:-0}" = 1 ] || rm -rf "$STATE/data"
+  log "starting noida-db on 127.0.0.1:$PORT (data in $STATE/data, log in $STATE/broker.log)"
+  # setsid detaches the broker from the caller's process group so it outlives the calling shell.
+  setsid "$SERVER" start --only kafka --host 127.0.0.1 --kafka-port "$PORT" \
+    --data-dir "$STATE/data" >"$STATE/broker.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/pid"
+fi
 
 for _ in $(seq 1 200); do
   if python3 "$HERE/ping.py" 127.0.0.1 "$PORT" 2>/dev/null; then
     log "broker ready"
-    echo "export STREAMSPLIT_TEST_BROKERS=127.0.0.1:$PORT"
+    echo "export $VAR=127.0.0.1:$PORT"
     exit 0
   fi
   if ! kill -0 "$(cat "$STATE/pid")" 2>/dev/null; then

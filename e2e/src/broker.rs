@@ -15,6 +15,8 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// Environment variable naming an external cluster to test against instead of the local broker.
 pub const BROKERS_ENV: &str = "STREAMSPLIT_TEST_BROKERS";
+/// Environment variable naming the second test broker (nisshi).
+pub const NISSHI_ENV: &str = "STREAMSPLIT_TEST_NISSHI";
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A reachable Kafka cluster.
@@ -82,6 +84,26 @@ impl Broker {
         BROKER.get_or_init(|| match Self::start() {
             Ok(broker) => broker,
             Err(error) => panic!("no Kafka broker for the tests: {error:#}"),
+        })
+    }
+
+    /// The second, independent broker: nisshi (`STREAMSPLIT_TEST_NISSHI` if set, else the one
+    /// `STREAMSPLIT_KAFKA_KIND=nisshi e2e/kafka/up.sh` starts, building it on first use).
+    pub fn nisshi() -> &'static Broker {
+        static BROKER: OnceLock<Broker> = OnceLock::new();
+        BROKER.get_or_init(|| {
+            let started = match std::env::var(NISSHI_ENV) {
+                Ok(bootstrap) if !bootstrap.trim().is_empty() => Ok(bootstrap),
+                _ => crate::run_up_script_with(
+                    "e2e/kafka/up.sh",
+                    NISSHI_ENV,
+                    &[("STREAMSPLIT_KAFKA_KIND", "nisshi")],
+                ),
+            };
+            match started {
+                Ok(bootstrap) => Broker { bootstrap },
+                Err(error) => panic!("no nisshi broker for the tests: {error:#}"),
+            }
         })
     }
 

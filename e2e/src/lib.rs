@@ -33,10 +33,20 @@ pub fn repo_root() -> PathBuf {
 /// Runs one of the `up.sh` scripts (paths relative to the repository root) and returns the
 /// value of the `export NAME=value` line it prints.
 pub fn run_up_script(script: &str, name: &str) -> anyhow::Result<String> {
+    run_up_script_with(script, name, &[])
+}
+
+/// [`run_up_script`] with extra environment variables.
+pub fn run_up_script_with(
+    script: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<String> {
     use anyhow::Context;
     let script = repo_root().join(script);
     let output = std::process::Command::new("bash")
         .arg(&script)
+        .envs(env.iter().copied())
         .output()
         .with_context(|| format!("cannot run {}", script.display()))?;
     anyhow::ensure!(
