@@ -2,7 +2,7 @@
 # The full test suite. Starts (installing if needed) everything the tests run against, then
 # checks formatting and lints and runs every test of the workspace.
 #
-#   ./e2e/test.sh                       # local broker on 127.0.0.1:19092
+#   ./e2e/test.sh                       # local brokers: noida-db on 127.0.0.1:19092, nisshi on :19094
 #   STREAMSPLIT_TEST_BROKERS=host:9092 ./e2e/test.sh   # your own Kafka cluster instead
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +15,13 @@ echo "test.sh: Kafka at $STREAMSPLIT_TEST_BROKERS" >&2
 # A real kube-apiserver (built once from Debian's source package and cached; ~12 min cold).
 eval "$(e2e/cluster/up.sh)"
 echo "test.sh: Kubernetes API at $(grep server: "$KUBECONFIG" | awk '{print $2}')" >&2
+# The second, independent broker for the checker scenarios: nisshi, built once from crates.io
+# and cached (~16 min cold); STREAMSPLIT_TEST_NISSHI=host:port uses a running one instead.
+if [ -z "${STREAMSPLIT_TEST_NISSHI:-}" ]; then
+  eval "$(STREAMSPLIT_KAFKA_KIND=nisshi e2e/kafka/up.sh)"
+fi
+export STREAMSPLIT_TEST_NISSHI
+echo "test.sh: second broker (nisshi) at $STREAMSPLIT_TEST_NISSHI" >&2
 
 cargo fmt --all -- --check
 cargo build --workspace --locked

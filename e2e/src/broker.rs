@@ -397,6 +397,23 @@ impl PrivateBroker {
         )
     }
 
+    /// Waits until the broker's data directory holds `topics` (noida-db persists its state every
+    /// second or two; a topic created since the last snapshot does not survive a SIGKILL).
+    pub fn wait_until_persisted(&self, topics: &[&str]) -> anyhow::Result<()> {
+        let data = self.state.join(format!("kafka-{}/data", self.port));
+        crate::wait_until(
+            &format!("the broker to persist {topics:?}"),
+            Duration::from_secs(30),
+            || {
+                let mut text = String::new();
+                for entry in std::fs::read_dir(&data).ok()?.flatten() {
+                    text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+                topics.iter().all(|t| text.contains(t)).then_some(())
+            },
+        )
+    }
+
     /// Starts the broker again on the same port with the data it had.
     pub fn restart(&self) -> anyhow::Result<()> {
         self.up(true)

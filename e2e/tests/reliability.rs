@@ -361,6 +361,15 @@ fn broker_bounce(signal: StopSignal, name: &'static str) {
         records_per_scenario(),
     );
     scenario.create_topics(broker, true);
+    // The fault tests the router, not the broker's durability: topics must be on disk first.
+    let mut topics = scenario.workload.topics();
+    topics.extend([scenario.source.clone(), scenario.exceptions.clone()]);
+    let persisted: Vec<&str> = topics
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.ends_with("shadow-all") && !t.ends_with("suspended-all"))
+        .collect();
+    private.wait_until_persisted(&persisted).unwrap();
     let router = scenario.start_router(broker, &[]);
     let producing = scenario.produce_steadily(broker, 1_000);
     let total = scenario.records.len() as i64;

@@ -48,6 +48,10 @@ fn bounce(signal: StopSignal) {
     write_rule(&rules_dir, "crit", "true", &critical, "  tier: critical\n");
     write_rule(&rules_dir, "even", "record.seq % 2 == 0", &standard, "");
     broker.produce(&source, &records(0..4000)).unwrap();
+    // The crash tests the router, not the broker's durability: its state must be on disk first.
+    private
+        .wait_until_persisted(&[&source, &critical, &standard, &exceptions])
+        .unwrap();
     let args = vec!["--rules".to_string(), rules_dir.display().to_string()];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
     wait_until("routing to be under way", Duration::from_secs(60), || {
