@@ -77,6 +77,11 @@ impl Scenario {
     }
 
     fn start_router(&self, broker: &Broker, extra: &[&str]) -> Router {
+        self.start_router_as(broker, self.name, extra)
+    }
+
+    /// A router with its own static member id (several routers share the group).
+    fn start_router_as(&self, broker: &Broker, member: &str, extra: &[&str]) -> Router {
         let metrics = format!("127.0.0.1:{}", free_port());
         let mut args = router_run_args(
             &broker.bootstrap,
@@ -88,7 +93,7 @@ impl Scenario {
         args.extend(
             [
                 "--instance-id",
-                self.name,
+                member,
                 "--producer-property",
                 "topic.metadata.propagation.max.ms=1000",
             ]
@@ -101,10 +106,9 @@ impl Scenario {
             args.extend(["--rules".to_string(), self.rules_dir.display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "{}.log",
-            unique_name(&format!("checker-{}", self.name))
-        ));
+        let file = format!("checker-{}-{member}", self.name).replace('/', "-");
+        let log =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique_name(&file)));
         let process = ChildProcess::spawn(&self.router_bin, &args, &log).unwrap();
         Router { process, metrics }
     }
@@ -140,6 +144,11 @@ impl Scenario {
     /// Accounts for every copy, prints the table and the RELIABILITY.md row, asserts lost = 0
     /// and unexpected = 0.
     fn account(&self, broker: &Broker, recovered: &str) -> Ledger {
+        self.account_ignoring(broker, recovered, &[])
+    }
+
+    /// [`Scenario::account`], leaving out exception records of the `ignored` rules.
+    fn account_ignoring(&self, broker: &Broker, recovered: &str, ignored: &[&str]) -> Ledger {
         broker
             .wait_for_commit(&self.group, &self.source, Duration::from_secs(300))
             .unwrap();
@@ -174,12 +183,13 @@ impl Scenario {
         let expectation = oracle
             .predict(&self.workload, &self.records, self.work.path())
             .unwrap();
-        let ledger = Ledger::read(
+        let ledger = Ledger::read_ignoring(
             broker,
             &self.workload,
             &self.exceptions,
             &expectation,
             &in_source,
+            ignored,
         )
         .unwrap();
         let total = ledger.total();
@@ -475,6 +485,177 @@ fn malformed_flood(kind: Kind) {
     terminate(router);
 }
 
+/// The workload's rules as a bundle, plus `extra` rules (name, condition).
+fn bundle_with(scenario: &Scenario, extra: &[(String, String)]) -> String {
+    let manifests =
+        streamsplit_rules::load_manifests(std::slice::from_ref(&scenario.rules_dir)).unwrap();
+    let mut definitions: Vec<streamsplit_rules::RuleDefinition> =
+        manifests.iter().map(|m| m.definition()).collect();
+    for (name, condition) in extra {
+        definitions.push(streamsplit_rules::RuleDefinition {
+            id: streamsplit_rules::RuleId::new(Some("hostile"), name.clone()),
+            condition: condition.clone(),
+            target_topic: scenario.workload.topic("err-n"),
+            tier: streamsplit_rules::Tier::Standard,
+            mode: streamsplit_rules::Mode::Active,
+            suspend: false,
+        });
+    }
+    streamsplit_rules::RuleBundle::build("default", definitions).to_json()
+}
+
+fn publish(volume: &mut ProjectedConfigMap, bundle: &str) {
+    volume
+        .publish(&[(streamsplit_rules::BUNDLE_FILE_NAME, bundle.as_bytes())])
+        .unwrap();
+}
+
+/// Three routers in one group; one leaves gracefully and comes back, another is killed and
+/// comes back, while the bundle is swapped every second (between two versions that route the
+/// same way, so the oracle holds for every record whichever version evaluated it).
+fn membership_churn_with_swaps(kind: Kind) {
+    let broker = kind.broker();
+    let scenario = Scenario::new(
+        "3 routers join/leave, swap every 1 s",
+        kind.label(),
+        Workload::new(&unique_name("churn")),
+        records_per_scenario() * 2,
+    );
+    scenario.create_topics(broker, true);
+    let mut volume = ProjectedConfigMap::new(&scenario.work.path().join("config")).unwrap();
+    let plain = bundle_with(&scenario, &[]);
+    let marked = bundle_with(
+        &scenario,
+        &[("never".into(), r#"record.kind == "z""#.into())],
+    );
+    publish(&mut volume, &plain);
+    let config = volume.dir().display().to_string();
+    let start = |member: &str| {
+        let state = scenario.work.path().join(format!("state-{member}"));
+        scenario.start_router_as(
+            broker,
+            member,
+            &[
+                "--config-dir",
+                &config,
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+    };
+    let mut routers = vec![start("r1"), start("r2"), start("r3")];
+    let producing = scenario.produce_steadily(broker, 1_000);
+    let started = Instant::now();
+    let mut swaps = 0;
+    let mut churned = 0;
+    while !producing.is_finished() {
+        wait_out(Duration::from_secs(1));
+        swaps += 1;
+        publish(&mut volume, if swaps % 2 == 1 { &marked } else { &plain });
+        match swaps % 4 {
+            1 => {
+                assert!(routers[1]
+                    .process
+                    .terminate(Duration::from_secs(60))
+                    .unwrap()
+                    .success());
+                routers[1] = start("r2");
+                churned += 1;
+            }
+            3 => {
+                routers[2].process.kill();
+                routers[2] = start("r3");
+                churned += 1;
+            }
+            _ => {}
+        }
+    }
+    producing.join().unwrap();
+    eprintln!(
+        "churn: {swaps} swaps, {churned} membership changes in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    scenario.account(broker, "restarted by the test");
+    for router in routers {
+        terminate(router);
+    }
+}
+
+/// Hostile rules swapped in under load: an endless loop, a time-burning loop, a `sleep`, a
+/// 1 MB condition and 5 000 extra rules. The workload's rules keep routing every record; the
+/// throughput with the hostile set live is printed as a ratio of before.
+fn hostile_rules_under_load(kind: Kind) {
+    let broker = kind.broker();
+    let scenario = Scenario::new(
+        "hostile rules swapped in under load",
+        kind.label(),
+        Workload::new(&unique_name("hostile")),
+        records_per_scenario() * 25,
+    );
+    scenario.create_topics(broker, true);
+    let mut volume = ProjectedConfigMap::new(&scenario.work.path().join("config")).unwrap();
+    publish(&mut volume, &bundle_with(&scenario, &[]));
+    let mut hostile: Vec<(String, String)> = vec![
+        ("loop".into(), "loop {} true".into()),
+        (
+            "burn".into(),
+            r#"for i in 0..1000 { let s = ""; s.pad(1000000, "x"); } true"#.into(),
+        ),
+        ("sleep".into(), "sleep(1); true".into()),
+        (
+            "huge".into(),
+            format!(r#"record.kind == "{}""#, "x".repeat(1024 * 1024)),
+        ),
+    ];
+    hostile
+        .extend((0..5_000).map(|i| (format!("many-{i:04}"), format!(r#"record.kind == "k{i}""#))));
+    let hostile_bundle = bundle_with(&scenario, &hostile);
+    // A backlog, so the router runs as fast as it can and its rate can be compared.
+    scenario.produce_steadily(broker, 1_000_000).join().unwrap();
+    let config = volume.dir().display().to_string();
+    let router = scenario.start_router(broker, &["--config-dir", &config]);
+    let consumed = || -> f64 {
+        let (_, text) = http_get(&router.metrics, "/metrics").unwrap_or_default();
+        streamsplit_e2e::sample_value(&text, "streamsplit_records_consumed_total", &[])
+            .unwrap_or(0.0)
+    };
+    let rate = |window: Duration| {
+        let (before, at) = (consumed(), Instant::now());
+        wait_out(window);
+        (consumed() - before) / at.elapsed().as_secs_f64()
+    };
+    let total = scenario.records.len() as f64;
+    wait_until("routing to be under way", Duration::from_secs(60), || {
+        (consumed() >= total / 10.0).then_some(())
+    })
+    .unwrap();
+    let before = rate(Duration::from_secs(2));
+    publish(&mut volume, &hostile_bundle);
+    wait_until(
+        "the hostile bundle to go live",
+        Duration::from_secs(60),
+        || {
+            let (_, text) = http_get(&router.metrics, "/metrics").ok()?;
+            (streamsplit_e2e::sample_value(&text, "streamsplit_rules_active", &[])? > 5_000.0)
+                .then_some(())
+        },
+    )
+    .unwrap();
+    let remaining = total - consumed();
+    assert!(
+        remaining > total / 10.0,
+        "the backlog must outlast the swap to measure it: {remaining} records left"
+    );
+    let with_hostile = rate(Duration::from_secs(2));
+    println!(
+        "hostile rules: {before:.0} records/s before, {with_hostile:.0} with them live ({:.0} %)",
+        100.0 * with_hostile / before
+    );
+    let ledger = scenario.account_ignoring(broker, "-", &["hostile/"]);
+    assert_eq!(ledger.total().lost, 0);
+    terminate(router);
+}
+
 /// One test per scenario and broker.
 macro_rules! on_both_brokers {
     ($($scenario:ident),* $(,)?) => {
@@ -488,6 +669,8 @@ macro_rules! on_both_brokers {
 }
 
 on_both_brokers!(
+    membership_churn_with_swaps,
+    hostile_rules_under_load,
     steady_with_oversized_records,
     router_killed_three_times,
     exception_topic_missing_at_start,

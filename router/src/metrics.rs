@@ -21,8 +21,9 @@ pub struct Metrics {
     pub rule_matches: IntCounterVec,
     /// Records a rule failed on.
     pub rule_errors: IntCounterVec,
-    /// Evaluations stopped because a condition ran past its time budget.
-    pub rule_time_budget_exceeded: IntCounterVec,
+    /// Evaluations stopped by the time budget or the operation limit (they count towards
+    /// quarantine).
+    pub rule_overruns: IntCounterVec,
     /// Best-effort copies of a rule that were dropped.
     pub rule_copies_dropped: IntCounterVec,
     /// Copies of a rule that went to the exception topic because they could not be produced.
@@ -133,10 +134,10 @@ impl Metrics {
                 "Copies of a rule sent to the exception topic because they could not be produced.",
                 &["rule"],
             ),
-            rule_time_budget_exceeded: counter_vec(
+            rule_overruns: counter_vec(
                 r,
-                "streamsplit_rule_time_budget_exceeded_total",
-                "Evaluations stopped because the condition ran past its time budget.",
+                "streamsplit_rule_overruns_total",
+                "Evaluations stopped by the time budget or the operation limit; 5 in a row quarantine the rule.",
                 &["rule"],
             ),
             producer_replacements: counter_vec(

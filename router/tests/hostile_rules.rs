@@ -82,7 +82,7 @@ fn slow_and_sleeping_rules_cannot_stall_the_pool() {
     let (_, metrics) = http_get(&router.metrics_addr, "/metrics").unwrap();
     let overruns = sample_value(
         &metrics,
-        "streamsplit_rule_time_budget_exceeded_total",
+        "streamsplit_rule_overruns_total",
         &[("rule", "test/slow")],
     );
     assert_eq!(

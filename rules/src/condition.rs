@@ -59,9 +59,13 @@ pub enum EvalError {
     /// The condition produced something other than a bool.
     #[error("condition returned {0}, expected bool")]
     NotBool(String),
-    /// Rhai stopped the condition (type mismatch, missing property, operation limit, ...).
+    /// Rhai stopped the condition (type mismatch, missing property, ...).
     #[error("{0}")]
     Runtime(String),
+    /// The condition ran into the engine's operation limit: like a time overrun, it burns CPU
+    /// on every record, and counts towards quarantine.
+    #[error("{0}")]
+    OperationLimit(String),
     /// The condition ran past the engine's wall-clock budget (twice: a single overrun may be
     /// the machine's fault, not the rule's).
     #[error("condition exceeded its time budget")]
@@ -77,6 +81,7 @@ impl EvalError {
         match self {
             EvalError::NotBool(_) => "NotBool",
             EvalError::Runtime(_) => "Runtime",
+            EvalError::OperationLimit(_) => "OperationLimit",
             EvalError::TimeBudget => "TimeBudget",
             EvalError::Quarantined(_) => "Quarantined",
         }
@@ -140,6 +145,9 @@ impl Condition {
                         == Some(BUDGET_TOKEN) =>
                 {
                     Err(EvalError::TimeBudget)
+                }
+                other @ EvalAltResult::ErrorTooManyOperations(_) => {
+                    Err(EvalError::OperationLimit(other.to_string()))
                 }
                 other => Err(EvalError::Runtime(other.to_string())),
             },

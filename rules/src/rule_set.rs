@@ -30,9 +30,9 @@ pub enum EvalMode {
     RhaiOnly,
 }
 
-/// Consecutive time-budget overruns after which a rule is quarantined: it is no longer
-/// evaluated, and each record it would have seen goes to the exception topic instead of slowing
-/// every record down.
+/// Consecutive overruns (of the time budget or the operation limit) after which a rule is
+/// quarantined: it is no longer evaluated, and each record it would have seen goes to the
+/// exception topic instead of slowing every record down.
 pub const QUARANTINE_AFTER_OVERRUNS: u32 = 5;
 
 /// A rule's record of time-budget overruns, shared by every thread evaluating the set.
@@ -284,7 +284,7 @@ impl RuleSet {
         }
         let outcome = rule.condition.evaluate(&self.engine, scope);
         match outcome {
-            Err(EvalError::TimeBudget) => {
+            Err(EvalError::TimeBudget | EvalError::OperationLimit(_)) => {
                 if rule.overruns.overrun() {
                     evaluation.quarantined.push(index);
                 }

@@ -83,6 +83,22 @@ fn hostile_loop_is_stopped_by_the_operation_limit() {
     let evaluation = set.evaluate(br#"{"id": 7}"#).unwrap();
     let message = evaluation.failures[0].error.to_string();
     assert!(message.contains("Too many operations"), "{message}");
+    assert_eq!(evaluation.failures[0].error.reason(), "OperationLimit");
+}
+
+#[test]
+fn a_rule_that_keeps_hitting_the_operation_limit_is_quarantined() {
+    let set = one("loop {}");
+    let limit = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS as usize;
+    for _ in 0..limit {
+        set.evaluate(b"{}").unwrap();
+    }
+    assert!(set.rules()[0].is_time_quarantined());
+    let evaluation = set.evaluate(b"{}").unwrap();
+    assert!(matches!(
+        evaluation.failures[0].error,
+        EvalError::Quarantined(_)
+    ));
 }
 
 #[test]

@@ -67,9 +67,7 @@ impl LiveRules {
                         .rule_matches
                         .with_label_values(&[id.as_str(), d.mode.as_str()]),
                     errors: metrics.rule_errors.with_label_values(&[id.as_str()]),
-                    overruns: metrics
-                        .rule_time_budget_exceeded
-                        .with_label_values(&[id.as_str()]),
+                    overruns: metrics.rule_overruns.with_label_values(&[id.as_str()]),
                     topic: Arc::from(d.target_topic.as_str()),
                     id: Arc::from(id),
                     tier: d.tier.as_str(),
@@ -110,9 +108,7 @@ impl LiveRules {
                     .rule_copies_dropped
                     .remove_label_values(&[&stats.id]);
                 let _ = metrics.rule_copies_failed.remove_label_values(&[&stats.id]);
-                let _ = metrics
-                    .rule_time_budget_exceeded
-                    .remove_label_values(&[&stats.id]);
+                let _ = metrics.rule_overruns.remove_label_values(&[&stats.id]);
             }
         }
     }

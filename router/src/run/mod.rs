@@ -30,6 +30,8 @@ use rdkafka::Message;
 use thiserror::Error;
 use tokio::sync::{mpsc, Notify};
 
+use streamsplit_rules::EvalError;
+
 use crate::metrics::Metrics;
 use consumer::{commit_list, RouterConsumerContext};
 use health::Health;
@@ -402,13 +404,16 @@ fn prepare(
                 tracing::error!(
                     rule = %stats.id,
                     overruns = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS,
-                    "rule quarantined: it kept exceeding its time budget; its records go to the exception topic until it is changed"
+                    "rule quarantined: it kept exceeding its time budget or operation limit; its records go to the exception topic until it is changed"
                 );
             }
             for failure in &evaluation.failures {
                 let stats = &live.stats[failure.rule];
                 stats.errors.inc();
-                if failure.error == streamsplit_rules::EvalError::TimeBudget {
+                if matches!(
+                    failure.error,
+                    EvalError::TimeBudget | EvalError::OperationLimit(_)
+                ) {
                     stats.overruns.inc();
                 }
                 kinds.push(CopyKind::exception(
