@@ -12,7 +12,9 @@
 //! Finally the same 100-rule run with a bundle swap every second.
 //!
 //! `STREAMSPLIT_BENCH_RECORDS` sets the backlog size (default 200 000);
-//! `STREAMSPLIT_BENCH_ONLY=tiers` runs the tier-isolation table alone.
+//! `STREAMSPLIT_BENCH_ONLY=tiers` runs the tier-isolation table alone, `STREAMSPLIT_BENCH_ONLY=peers`
+//! the comparison with the splitters a team would write instead (Quix Streams, a hand-written
+//! confluent-kafka splitter; installed into a cached virtualenv) on the same backlog.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -282,6 +284,188 @@ fn tier_isolation(
     }
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc` (clock ticks of 1/100 s, the
+/// kernel's fixed USER_HZ).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which may contain spaces, start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_mib_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The virtualenv with the peers' libraries, created on first use.
+fn peers_python() -> PathBuf {
+    let cache = std::env::var_os("STREAMSPLIT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/streamsplit")
+        });
+    let venv = cache.join("peers-venv-quixstreams-3.28.1");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let status = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot create {}", venv.display());
+        let status = std::process::Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "quixstreams==3.28.1",
+                "confluent-kafka==2.12.2",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot install the peers' libraries");
+    }
+    python
+}
+
+/// 100 rules, every record matching exactly one, copies spread over the ten targets, against
+/// the same work done by pass-through and by the splitters a team would write instead.
+fn peers(
+    broker: &Broker,
+    work: &Path,
+    source: &str,
+    exceptions: &str,
+    targets: &[String],
+    total: usize,
+) {
+    let python = peers_python();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+    let mut definitions = rules(100, targets);
+    for (i, rule) in definitions.iter_mut().enumerate() {
+        rule.target_topic = targets[i % targets.len()].clone();
+    }
+    let dir = work.join("peers-rules");
+    write_manifests(&dir, &definitions);
+    let rules_dir = dir.display().to_string();
+    let target_list = targets.join(",");
+    println!("\n## Peers: 100 rules, every record matches one, copies spread over {} topics ({total} records)\n", targets.len());
+    println!("| contender | records/s (median of {ROUNDS}) | vs pass-through | CPU ms per 1 000 records (median) | peak RSS MiB | copies verified |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    enum Contender {
+        Router(Vec<String>),
+        Python(&'static str),
+    }
+    let mut pass_through = vec![];
+    for t in targets {
+        pass_through.extend(["--pass-through-topic".to_string(), t.clone()]);
+    }
+    let contenders = [
+        ("pass-through", Contender::Router(pass_through)),
+        (
+            "streamsplit, fast path",
+            Contender::Router(vec!["--rules".into(), rules_dir.clone()]),
+        ),
+        (
+            "streamsplit, `--engine rhai`",
+            Contender::Router(vec![
+                "--rules".into(),
+                rules_dir.clone(),
+                "--engine".into(),
+                "rhai".into(),
+            ]),
+        ),
+        ("Quix Streams 3.28", Contender::Python("quix_splitter.py")),
+        (
+            "confluent-kafka by hand",
+            Contender::Python("confluent_splitter.py"),
+        ),
+    ];
+    let copies = || -> i64 {
+        targets
+            .iter()
+            .map(|t| {
+                broker
+                    .high_watermarks(t)
+                    .map_or(0, |m| m.values().sum::<i64>())
+            })
+            .sum()
+    };
+    let mut baseline = None;
+    for (name, contender) in &contenders {
+        let mut rates = Vec::new();
+        let mut cpu_per_1000 = Vec::new();
+        let (mut rss, mut verified) = (0.0f64, true);
+        for _ in 0..ROUNDS {
+            let before = copies();
+            let started = Instant::now();
+            let (mut process, group) = match contender {
+                Contender::Router(args) => {
+                    let run = start(broker, source, exceptions, args);
+                    (run.process, run.group)
+                }
+                Contender::Python(script) => {
+                    let group = unique_name("peer");
+                    let args: Vec<String> = [
+                        scripts.join(script).display().to_string(),
+                        "--brokers".into(),
+                        broker.bootstrap.clone(),
+                        "--source".into(),
+                        source.to_string(),
+                        "--group".into(),
+                        group.clone(),
+                        "--targets".into(),
+                        target_list.clone(),
+                        "--records".into(),
+                        total.to_string(),
+                    ]
+                    .to_vec();
+                    let log =
+                        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}.log"));
+                    (ChildProcess::spawn(&python, &args, &log).unwrap(), group)
+                }
+            };
+            wait_until(
+                "the contender to commit the backlog",
+                Duration::from_secs(900),
+                || (committed(broker, &group, source) >= total as i64).then_some(()),
+            )
+            .unwrap();
+            let elapsed = started.elapsed().as_secs_f64();
+            rates.push(total as f64 / elapsed);
+            cpu_per_1000.push(1000.0 * cpu_seconds(process.pid()) * 1000.0 / total as f64);
+            rss = rss.max(peak_rss_mib_of(process.pid()));
+            process.kill();
+            let made = copies() - before;
+            verified &= made >= total as i64;
+        }
+        rates.sort_by(f64::total_cmp);
+        cpu_per_1000.sort_by(f64::total_cmp);
+        let rate = rates[ROUNDS / 2];
+        let cpu = cpu_per_1000[ROUNDS / 2];
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "| {name} | {rate:.0} | {:.0} % | {cpu:.0} | {rss:.0} | {} |",
+            100.0 * rate / base,
+            if verified { "yes" } else { "NO" }
+        );
+    }
+}
+
 fn main() {
     let total: usize = std::env::var("STREAMSPLIT_BENCH_RECORDS")
         .ok()
@@ -311,9 +495,16 @@ fn main() {
         "# streamsplit router end to end ({total} records of ~{average} bytes, 4 source partitions, produced in {:.1} s)\n",
         produced.elapsed().as_secs_f64()
     );
-    if std::env::var("STREAMSPLIT_BENCH_ONLY").as_deref() == Ok("tiers") {
-        tier_isolation(broker, work.path(), &source, &exceptions, &targets, total);
-        return;
+    match std::env::var("STREAMSPLIT_BENCH_ONLY").as_deref() {
+        Ok("tiers") => {
+            tier_isolation(broker, work.path(), &source, &exceptions, &targets, total);
+            return;
+        }
+        Ok("peers") => {
+            peers(broker, work.path(), &source, &exceptions, &targets, total);
+            return;
+        }
+        _ => {}
     }
     println!("| configuration | records/s (median of {ROUNDS}) | range | vs pass-through | p50 latency ms | p99 latency ms | peak RSS MiB |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");

@@ -157,10 +157,11 @@ pub struct RunArgs {
     /// How conditions are evaluated.
     #[arg(long, value_enum, default_value_t = Engine::Fast)]
     pub engine: Engine,
-    /// Copy every record to this topic without evaluating any rule: the baseline the benchmarks
-    /// compare rule evaluation against (same consumer, producer and commit path).
+    /// Copy every record to one of these topics (by source offset) without evaluating any rule:
+    /// the baseline the benchmarks compare rule evaluation against (same consumer, producer and
+    /// commit path); repeat to spread copies like the rules do.
     #[arg(long, hide = true, conflicts_with_all = ["rules", "config_dir"])]
-    pub pass_through_topic: Option<String>,
+    pub pass_through_topic: Vec<String>,
     /// Most best-effort copies in flight; beyond it best-effort copies are dropped (counted in
     /// `streamsplit_dropped_total`), never waited for.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]

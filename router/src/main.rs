@@ -97,10 +97,13 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let code = runtime.block_on(async move {
         let metrics = metrics::Metrics::new();
-        let router = if let Some(topic) = &args.pass_through_topic {
+        let router = if !args.pass_through_topic.is_empty() {
             let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
             let mut router = Router::new(empty, true, metrics);
-            router.pass_through = Some(run::PassThrough::new(topic, &router.metrics));
+            router.pass_through = Some(run::PassThrough::new(
+                &args.pass_through_topic,
+                &router.metrics,
+            ));
             Arc::new(router)
         } else if let Some(config_dir) = &args.config_dir {
             let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);

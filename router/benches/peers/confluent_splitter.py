@@ -1,8 +1,8 @@
 """A hand-written confluent-kafka splitter: what a team would write instead of streamsplit.
 
 Consume, decode JSON, evaluate the rules as Python lambdas, produce a copy to each matching
-rule's topic, and commit after the producer has flushed (at-least-once). Exits when the group
-has consumed `--records` records.
+rule's topic, and commit after the producer has flushed (at-least-once). After `--records`
+records it idles until killed, so the benchmark can read its CPU time and peak RSS.
 
     python confluent_splitter.py --brokers B --source S --group G --targets T0,...,T9 \
         --rules 100 --records N
@@ -10,6 +10,7 @@ has consumed `--records` records.
 
 import argparse
 import json
+import time
 
 from confluent_kafka import Consumer, Producer
 
@@ -64,6 +65,8 @@ def main():
             producer.flush()
             consumer.commit(asynchronous=False)
     consumer.close()
+    while True:
+        time.sleep(60)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """A Quix Streams splitter, written the idiomatic way: one dataframe per rule, filtered and
-sent with `to_topic`, at-least-once. Exits when the app has consumed `--records` records.
+sent with `to_topic`, at-least-once. After `--records` records it idles until killed, so the
+benchmark can read its CPU time and peak RSS.
 
     python quix_splitter.py --brokers B --source S --group G --targets T0,...,T9 \
         --rules 100 --records N
 """
 
 import argparse
+import time
 
 from quixstreams import Application
 
@@ -42,6 +44,8 @@ def main():
         branch = sdf.filter(lambda r, v=value: r.get(field) == v and r.get("id", -1) >= 0)
         branch.to_topic(targets[i % len(targets)])
     app.run()
+    while True:
+        time.sleep(60)
 
 
 if __name__ == "__main__":

@@ -96,33 +96,46 @@ pub struct Router {
     rules_loaded_notify: Notify,
 }
 
-/// Where pass-through copies go.
+/// Where pass-through copies go: spread over the given topics by source offset, so the
+/// baseline writes to as many topics (and batches as well or as badly) as the rules it is
+/// compared with.
 pub struct PassThrough {
-    topic: Arc<str>,
     label: Arc<str>,
-    counters: Arc<in_flight::RouteCounters>,
+    targets: Vec<(Arc<str>, Arc<in_flight::RouteCounters>)>,
 }
 
 impl PassThrough {
-    /// Copies to `topic`, counted as rule `pass-through`.
-    pub fn new(topic: &str, metrics: &Metrics) -> Self {
+    /// Copies to `topics` (at least one), counted as rule `pass-through`.
+    pub fn new(topics: &[String], metrics: &Metrics) -> Self {
+        let targets = topics
+            .iter()
+            .map(|topic| {
+                let counters = Arc::new(in_flight::RouteCounters {
+                    routed: metrics.records_routed.with_label_values(&[
+                        "pass-through",
+                        topic,
+                        "standard",
+                    ]),
+                    dropped: metrics
+                        .rule_copies_dropped
+                        .with_label_values(&["pass-through"]),
+                    failed: metrics
+                        .rule_copies_failed
+                        .with_label_values(&["pass-through"]),
+                });
+                (Arc::from(topic.as_str()), counters)
+            })
+            .collect();
         PassThrough {
-            topic: Arc::from(topic),
             label: Arc::from("pass-through"),
-            counters: Arc::new(in_flight::RouteCounters {
-                routed: metrics.records_routed.with_label_values(&[
-                    "pass-through",
-                    topic,
-                    "standard",
-                ]),
-                dropped: metrics
-                    .rule_copies_dropped
-                    .with_label_values(&["pass-through"]),
-                failed: metrics
-                    .rule_copies_failed
-                    .with_label_values(&["pass-through"]),
-            }),
+            targets,
         }
+    }
+
+    fn target(&self, offset: i64) -> Option<&(Arc<str>, Arc<in_flight::RouteCounters>)> {
+        let count = i64::try_from(self.targets.len()).ok().filter(|n| *n > 0)?;
+        self.targets
+            .get(usize::try_from(offset.rem_euclid(count)).ok()?)
     }
 }
 
@@ -371,12 +384,14 @@ fn prepare(
     let mut kinds = Vec::new();
     let evaluated = match &router.pass_through {
         Some(pass) => {
-            kinds.push(CopyKind::Route {
-                rule: Arc::clone(&pass.label),
-                topic: Arc::clone(&pass.topic),
-                tier: streamsplit_rules::Tier::Standard,
-                counters: Arc::clone(&pass.counters),
-            });
+            if let Some((topic, counters)) = pass.target(source.offset) {
+                kinds.push(CopyKind::Route {
+                    rule: Arc::clone(&pass.label),
+                    topic: Arc::clone(topic),
+                    tier: streamsplit_rules::Tier::Standard,
+                    counters: Arc::clone(counters),
+                });
+            }
             Ok(None)
         }
         None => live
