@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use streamsplit_e2e::{unique_name, wait_until, Broker, TestRecord};
+use streamsplit_e2e::{unique_name, wait_until, Broker};
 
 #[test]
 fn shutdown_with_stuck_copies_ends_within_the_drain_timeout() {
@@ -34,12 +34,7 @@ fn shutdown_with_stuck_copies_ends_within_the_drain_timeout() {
             &format!("  tier: {tier}\n"),
         );
     }
-    let records: Vec<TestRecord> = (0..20)
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect();
+    let records = seq_records(0..20);
     broker.produce(&source, &records).unwrap();
     let args = vec![
         "--rules".to_string(),

@@ -9,16 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use streamsplit_e2e::{unique_name, wait_until, PrivateBroker, StopSignal, TestRecord};
-
-fn records(range: std::ops::Range<usize>) -> Vec<TestRecord> {
-    range
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect()
-}
+use streamsplit_e2e::{unique_name, wait_until, PrivateBroker, StopSignal};
 
 fn seqs(values: &[streamsplit_e2e::ReadRecord]) -> BTreeSet<u64> {
     values
@@ -47,7 +38,7 @@ fn bounce(signal: StopSignal) {
         .unwrap();
     write_rule(&rules_dir, "crit", "true", &critical, "  tier: critical\n");
     write_rule(&rules_dir, "even", "record.seq % 2 == 0", &standard, "");
-    broker.produce(&source, &records(0..4000)).unwrap();
+    broker.produce(&source, &seq_records(0..4000)).unwrap();
     // The crash tests the router, not the broker's durability: its state must be on disk first.
     private
         .wait_until_persisted(&[&source, &critical, &standard, &exceptions])
@@ -67,7 +58,7 @@ fn bounce(signal: StopSignal) {
     }
     private.restart().unwrap();
     let restarted = Instant::now();
-    broker.produce(&source, &records(4000..5000)).unwrap();
+    broker.produce(&source, &seq_records(4000..5000)).unwrap();
     wait_for_full_commit(broker, &group, &source, Duration::from_secs(180));
     eprintln!(
         "{signal:?}: recovered and committed everything {:?} after the restart",

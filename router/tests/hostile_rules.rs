@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use streamsplit_e2e::{http_get, sample_value, unique_name, Broker, TestRecord};
+use streamsplit_e2e::{http_get, sample_value, unique_name, Broker};
 
 #[test]
 fn slow_and_sleeping_rules_cannot_stall_the_pool() {
@@ -42,12 +42,7 @@ fn slow_and_sleeping_rules_cannot_stall_the_pool() {
         &slow,
         "",
     );
-    let records: Vec<TestRecord> = (0..200)
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect();
+    let records = seq_records(0..200);
     broker.produce(&source, &records).unwrap();
     let args = vec![
         "--rules".to_string(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use streamsplit_e2e::{
-    http_get, sample_value, unique_name, wait_until, Broker, ProjectedConfigMap, TestRecord,
+    http_get, sample_value, unique_name, wait_until, Broker, ProjectedConfigMap,
 };
 use streamsplit_rules::{
     Mode, RuleBundle, RuleDefinition, RuleId, RuleSet, Tier, BUNDLE_FILE_NAME,
@@ -32,15 +32,6 @@ fn publish(volume: &mut ProjectedConfigMap, bundle: &RuleBundle) {
     volume
         .publish(&[(BUNDLE_FILE_NAME, bundle.to_json().as_bytes())])
         .unwrap();
-}
-
-fn seq_records(range: std::ops::Range<usize>) -> Vec<TestRecord> {
-    range
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect()
 }
 
 fn config_args(volume: &ProjectedConfigMap, state: &Path) -> Vec<String> {

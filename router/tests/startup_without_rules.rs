@@ -21,12 +21,7 @@ fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed
     broker
         .create_topics(&[(&source, 2), (&target, 1), (&exceptions, 1)])
         .unwrap();
-    let records: Vec<TestRecord> = (0..10)
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect();
+    let records = seq_records(0..10);
     broker.produce(&source, &records).unwrap();
 
     // Neither the config directory nor a fallback copy exists yet.

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use streamsplit_e2e::{http_get, sample_value, unique_name, wait_until, Broker, TestRecord};
+use streamsplit_e2e::{http_get, sample_value, unique_name, wait_until, Broker};
 
 #[test]
 fn critical_copies_flow_while_the_best_effort_target_is_stalled() {
@@ -30,12 +30,7 @@ fn critical_copies_flow_while_the_best_effort_target_is_stalled() {
         &stalled,
         "  tier: best-effort\n",
     );
-    let records: Vec<TestRecord> = (0..3000)
-        .map(|i| TestRecord {
-            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
-            ..TestRecord::default()
-        })
-        .collect();
+    let records = seq_records(0..3000);
     broker.produce(&source, &records).unwrap();
     let args = vec![
         "--rules".to_string(),

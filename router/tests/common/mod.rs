@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use streamsplit_e2e::{free_port, router_run_args, unique_name, Broker, ChildProcess};
+use streamsplit_e2e::{free_port, router_run_args, unique_name, Broker, ChildProcess, TestRecord};
 
 /// The router binary under test: this build's, or `STREAMSPLIT_ROUTER_BIN` (to show that a
 /// regression test fails on an older build).
@@ -51,6 +51,16 @@ pub fn start_router(
         process,
         metrics_addr,
     }
+}
+
+/// Records `{"seq": i}` for every `i` in `range`.
+pub fn seq_records(range: std::ops::Range<usize>) -> Vec<TestRecord> {
+    range
+        .map(|i| TestRecord {
+            value: format!(r#"{{"seq": {i}}}"#).into_bytes(),
+            ..TestRecord::default()
+        })
+        .collect()
 }
 
 /// Writes a SplitRule manifest file.
