@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use streamsplit_e2e::checker::{Ledger, Oracle, Workload, WorkloadRecord};
+use streamsplit_e2e::checker::{self, Ledger, Oracle, Workload, WorkloadRecord};
 use streamsplit_e2e::{
     free_port, http_get, prom, router_run_args, unique_name, wait_until, workspace_binary, Broker,
-    ChildProcess, PrivateBroker, ProjectedConfigMap, StopSignal, TestRecord,
+    ChildProcess, PrivateBroker, ProjectedConfigMap, StopSignal,
 };
 
 /// The router's producer limit in scenarios with oversized records.
@@ -115,30 +115,12 @@ impl Scenario {
 
     /// Produces every record at a steady rate on a thread of its own.
     fn produce_steadily(&self, broker: &Broker, per_second: u64) -> std::thread::JoinHandle<()> {
-        let bootstrap = broker.bootstrap.clone();
-        let source = self.source.clone();
-        let records = self.records.clone();
-        std::thread::spawn(move || {
-            let broker = Broker { bootstrap };
-            let batch = (per_second / 10).max(1) as usize;
-            for chunk in records.chunks(batch) {
-                let started = Instant::now();
-                let chunk: Vec<TestRecord> = chunk
-                    .iter()
-                    .map(|r| TestRecord {
-                        key: Some(r.key.clone().into_bytes()),
-                        value: r.value.clone(),
-                        headers: Vec::new(),
-                    })
-                    .collect();
-                // A broker that is down for the scenario is waited for, record by record.
-                while let Err(error) = broker.produce(&source, &chunk) {
-                    eprintln!("checker: producing again after: {error}");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
-            }
-        })
+        checker::produce_steadily(
+            &broker.bootstrap,
+            &self.source,
+            self.records.clone(),
+            per_second,
+        )
     }
 
     /// Accounts for every copy, prints the table and the RELIABILITY.md row, asserts lost = 0
@@ -152,46 +134,27 @@ impl Scenario {
         broker
             .wait_for_commit(&self.group, &self.source, Duration::from_secs(300))
             .unwrap();
-        // The router is accountable for what the source topic holds: a broker that loses
-        // acknowledged records in a crash (noida-db does not fsync) loses them for everyone.
-        // Copies of records the broker lost may exist (routed before the loss) but are not
-        // required.
-        let in_source: std::collections::BTreeSet<String> = broker
-            .read_all(&self.source)
-            .unwrap()
-            .into_iter()
-            .filter_map(|r| r.key)
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
-            .collect();
-        let records = self
-            .records
-            .iter()
-            .filter(|r| in_source.contains(&r.key))
-            .count();
-        let lost_by_broker = self.records.len() - records;
-        if lost_by_broker > 0 {
+        let run = checker::Run {
+            broker,
+            workload: &self.workload,
+            records: &self.records,
+            source: &self.source,
+            exceptions: &self.exceptions,
+            oracle: Oracle {
+                router: &self.router_bin,
+                rules: &self.rules_dir,
+                producer_limit: (self.workload.oversized_bytes > 0).then_some(PRODUCER_LIMIT),
+            },
+            scratch: self.work.path(),
+        };
+        let account = run.account(ignored).unwrap();
+        if account.lost_by_broker > 0 {
             println!(
-                "{}: the broker lost {lost_by_broker} acknowledged source records",
-                self.name
+                "{}: the broker lost {} acknowledged source records",
+                self.name, account.lost_by_broker
             );
         }
-        let oracle = Oracle {
-            router: &self.router_bin,
-            rules: &self.rules_dir,
-            producer_limit: (self.workload.oversized_bytes > 0).then_some(PRODUCER_LIMIT),
-        };
-        let expectation = oracle
-            .predict(&self.workload, &self.records, self.work.path())
-            .unwrap();
-        let ledger = Ledger::read_ignoring(
-            broker,
-            &self.workload,
-            &self.exceptions,
-            &expectation,
-            &in_source,
-            ignored,
-        )
-        .unwrap();
+        let (ledger, records) = (account.ledger, account.records);
         let total = ledger.total();
         println!("{}\n{}", self.name, ledger.table());
         let row = format!(

@@ -70,8 +70,8 @@ pub enum EvalError {
     /// the machine's fault, not the rule's).
     #[error("condition exceeded its time budget")]
     TimeBudget,
-    /// The rule kept exceeding its time budget and is no longer evaluated.
-    #[error("rule quarantined after exceeding its time budget {0} times in a row; fix the condition to route its records again")]
+    /// The rule kept overrunning its time budget or operation limit and is no longer evaluated.
+    #[error("rule quarantined after overrunning its time budget or operation limit {0} times in a row; fix the condition to route its records again")]
     Quarantined(u32),
 }
 

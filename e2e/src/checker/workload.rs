@@ -79,6 +79,8 @@ pub struct WorkloadRecord {
 pub struct Workload {
     /// Prefix of every topic name of this run.
     pub prefix: String,
+    /// Namespace of the rules (`checker` unless a scenario runs them through the apiserver).
+    pub namespace: String,
     /// One in this many records is malformed (0: none).
     pub malformed_every: u64,
     /// Size of the oversized records (0: none), larger than the router's producer limit.
@@ -90,6 +92,7 @@ impl Workload {
     pub fn new(prefix: &str) -> Self {
         Workload {
             prefix: prefix.to_string(),
+            namespace: "checker".to_string(),
             malformed_every: 20,
             oversized_bytes: 0,
         }
@@ -110,7 +113,7 @@ impl Workload {
         RULES
             .iter()
             .find(|r| self.topic(r.name) == topic)
-            .map(|r| format!("checker/{}", r.name))
+            .map(|r| format!("{}/{}", self.namespace, r.name))
     }
 
     /// The tier of a target topic.
@@ -127,8 +130,9 @@ impl Workload {
         let mut yaml = String::new();
         for rule in &RULES {
             yaml.push_str(&format!(
-                "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: checker}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n{}---\n",
+                "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: {}}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n{}---\n",
                 rule.name,
+                self.namespace,
                 rule.condition,
                 self.topic(rule.name),
                 rule.tier,
