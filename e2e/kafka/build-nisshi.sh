@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the second test broker, nisshi (a Kafka-compatible broker in Rust, crates.io), once and
-# caches it outside the repository: ~35 min cold on 2 cores, seconds when cached. Prints the
+# caches it outside the repository: ~16 min cold on 2 cores, seconds when cached. Prints the
 # binary's path. The target directory is cached too, so an interrupted build resumes.
 set -euo pipefail
 NISSHI_VERSION="0.8.1"
@@ -15,7 +15,7 @@ if [ -x "$BIN" ]; then
   echo "$BIN"
   exit 0
 fi
-log "building nisshi $NISSHI_VERSION ($NISSHI_FEATURES) into $ROOT; ~35 min on 2 cores the first time"
+log "building nisshi $NISSHI_VERSION ($NISSHI_FEATURES) into $ROOT; ~16 min on 2 cores the first time"
 mkdir -p "$ROOT"
 started=$(date +%s)
 cargo install --locked "nisshi@$NISSHI_VERSION" --no-default-features --features "$NISSHI_FEATURES" \
