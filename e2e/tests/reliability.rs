@@ -573,8 +573,17 @@ fn hostile_rules_under_load(kind: Kind) {
     hostile
         .extend((0..5_000).map(|i| (format!("many-{i:04}"), format!(r#"record.kind == "k{i}""#))));
     let hostile_bundle = bundle_with(&scenario, &hostile);
-    // A backlog, so the router runs as fast as it can and its rate can be compared.
-    scenario.produce_steadily(broker, 1_000_000).join().unwrap();
+    // Two backlogs, one before and one after the swap, so the router runs as fast as it can
+    // in both phases and the rates compare.
+    let half = scenario.records.len() / 2;
+    checker::produce_steadily(
+        &broker.bootstrap,
+        &scenario.source,
+        scenario.records[..half].to_vec(),
+        1_000_000,
+    )
+    .join()
+    .unwrap();
     let config = volume.dir().display().to_string();
     let router = scenario.start_router(broker, &["--config-dir", &config]);
     let consumed = || -> f64 {
@@ -582,17 +591,19 @@ fn hostile_rules_under_load(kind: Kind) {
         streamsplit_e2e::sample_value(&text, "streamsplit_records_consumed_total", &[])
             .unwrap_or(0.0)
     };
-    let rate = |window: Duration| {
-        let (before, at) = (consumed(), Instant::now());
-        wait_out(window);
-        (consumed() - before) / at.elapsed().as_secs_f64()
+    // Records/s between 10 % and 60 % of a phase's backlog, whatever the machine's speed.
+    let phase_rate = |start: f64| {
+        let mark = |share: f64| {
+            wait_until("the backlog to drain", Duration::from_secs(120), || {
+                let now = consumed();
+                (now >= start + share * half as f64).then(|| (now, Instant::now()))
+            })
+            .unwrap()
+        };
+        let ((from, at), (to, until)) = (mark(0.1), mark(0.6));
+        (to - from) / (until - at).as_secs_f64()
     };
-    let total = scenario.records.len() as f64;
-    wait_until("routing to be under way", Duration::from_secs(60), || {
-        (consumed() >= total / 10.0).then_some(())
-    })
-    .unwrap();
-    let before = rate(Duration::from_secs(2));
+    let before = phase_rate(0.0);
     publish(&mut volume, &hostile_bundle);
     wait_until(
         "the hostile bundle to go live",
@@ -604,12 +615,20 @@ fn hostile_rules_under_load(kind: Kind) {
         },
     )
     .unwrap();
-    let remaining = total - consumed();
-    assert!(
-        remaining > total / 10.0,
-        "the backlog must outlast the swap to measure it: {remaining} records left"
+    wait_until(
+        "the first backlog to drain",
+        Duration::from_secs(120),
+        || (consumed() >= half as f64).then_some(()),
+    )
+    .unwrap();
+    let producing = checker::produce_steadily(
+        &broker.bootstrap,
+        &scenario.source,
+        scenario.records[half..].to_vec(),
+        1_000_000,
     );
-    let with_hostile = rate(Duration::from_secs(2));
+    let with_hostile = phase_rate(half as f64);
+    producing.join().unwrap();
     println!(
         "hostile rules: {before:.0} records/s before, {with_hostile:.0} with them live ({:.0} %)",
         100.0 * with_hostile / before
