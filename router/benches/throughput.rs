@@ -68,8 +68,8 @@ fn write_manifests(dir: &Path, definitions: &[RuleDefinition]) {
     let mut yaml = String::new();
     for d in definitions {
         yaml.push_str(&format!(
-            "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n---\n",
-            d.id.name, d.condition, d.target_topic
+            "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n---\n",
+            d.id.name, d.condition, d.target_topic, d.tier.as_str()
         ));
     }
     std::fs::write(dir.join("rules.yaml"), yaml).unwrap();
@@ -109,13 +109,7 @@ fn committed(broker: &Broker, group: &str, source: &str) -> i64 {
 }
 
 fn peak_rss_mib(run: &Run) -> f64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", run.process.pid())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    peak_rss_mib_of(run.process.pid())
 }
 
 /// Consumes the backlog; returns records/s from the moment partitions are assigned.
@@ -243,15 +237,7 @@ fn tier_isolation(
             suspend: false,
         });
         let dir = work.join(format!("tiers-{label}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut yaml = String::new();
-        for d in &definitions {
-            yaml.push_str(&format!(
-                "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n---\n",
-                d.id.name, d.condition, d.target_topic, d.tier.as_str()
-            ));
-        }
-        std::fs::write(dir.join("rules.yaml"), yaml).unwrap();
+        write_manifests(&dir, &definitions);
         let args = vec![
             "--rules".into(),
             dir.display().to_string(),
