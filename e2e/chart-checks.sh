@@ -50,7 +50,9 @@ for variant in default all-features; do
   sed "s/namespace: streamsplit-system/namespace: $ns/" "$OUT/$variant-core.yaml" > "$OUT/$variant-apply.yaml"
   kubectl apply --server-side --field-manager chart-checks --force-conflicts -f "$OUT/$variant-apply.yaml" >&2
 done
-kubectl get deployment -n "$ns" -o name | grep -q router-default
+# Capture first: `| grep -q` would close the pipe early and kill kubectl with SIGPIPE (exit 141).
+deployments="$(kubectl get deployment -n "$ns" -o name)"
+grep -q router-default <<<"$deployments"
 
 if [ -n "${STREAMSPLIT_TEST_BROKERS:-}" ] && [ -x target/debug/streamsplit-operator ]; then
   step "the operator works with exactly the chart's RBAC (impersonating its ServiceAccount)"
@@ -80,7 +82,7 @@ RULE
   fi
   kubectl get configmap streamsplit-rules-default -n "$ns" -o name >&2
   if grep -qi "forbidden" "$OUT/operator.log"; then
-    echo "chart-checks: the operator hit RBAC denials:" >&2; grep -i forbidden "$OUT/operator.log" | head -5 >&2; exit 1
+    echo "chart-checks: the operator hit RBAC denials:" >&2; grep -i -m5 forbidden "$OUT/operator.log" >&2; exit 1
   fi
   kill "$op_pid"
 fi

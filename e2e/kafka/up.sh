@@ -58,7 +58,7 @@ fi
 if [ -z "${SERVER_STARTED:-}" ]; then
   # The console script is a Python wrapper that spawns the server; run the server itself so the
   # recorded pid is the broker and down.sh really stops it.
-  SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f | head -1)"
+  SERVER="$(find "$VENV/lib" -path '*/noida_db/noida-db' -type f -print -quit)"
   [ -x "$SERVER" ] || { log "noida-db server binary not found in $VENV"; exit 1; }
   [ "${STREAMSPLIT_KAFKA_KEEP_DATA:-0}" = 1 ] || rm -rf "$STATE/data"
   log "starting noida-db on 127.0.0.1:$PORT (data in $STATE/data, log in $STATE/broker.log)"
