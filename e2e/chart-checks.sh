@@ -11,8 +11,9 @@ OUT=target/chart-checks
 rm -rf "$OUT" && mkdir -p "$OUT"
 step() { echo "chart-checks: $*" >&2; }
 
-step "the chart's CRD is crds/splitrule.yaml"
-cmp crds/splitrule.yaml "$CHART/crds/splitrule.yaml"
+step "the chart's CRDs are crds/*.yaml"
+for crd in crds/*.yaml; do cmp "$crd" "$CHART/crds/$(basename "$crd")"; done
+[ "$(ls "$CHART/crds" | wc -l)" = "$(ls crds | wc -l)" ]
 
 for variant in default all-features; do
   args=()

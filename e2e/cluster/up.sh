@@ -110,7 +110,7 @@ ready || { log "kube-apiserver not ready after 60 s"; tail -40 "$STATE/apiserver
 log "starting kube-controller-manager (garbage collection, namespace deletion)"
 setsid "$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG_FILE" \
   --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
-  --controllers garbagecollector,namespace,serviceaccount,serviceaccount-token \
+  --controllers garbagecollector,namespace,serviceaccount,serviceaccount-token,clusterrole-aggregation \
   --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
   --leader-elect=false --port 0 --secure-port 0 >"$STATE/controller-manager.log" 2>&1 < /dev/null &
 echo $! > "$STATE/controller-manager.pid"

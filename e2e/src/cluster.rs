@@ -20,7 +20,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The shared control plane, with the SplitRule CRD installed. Panics with the reason when
+    /// The shared control plane, with the SplitRule and RouterPool CRDs installed. Panics with the reason when
     /// it cannot be started: no silent skips.
     pub fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -35,16 +35,21 @@ impl Cluster {
         let cluster = Cluster {
             kubeconfig: PathBuf::from(kubeconfig),
         };
-        let crd = crate::repo_root().join("crds/splitrule.yaml");
-        cluster.kubectl(&["apply", "-f", &crd.display().to_string()])?;
-        cluster.kubectl(&[
-            "wait",
-            "--for",
-            "condition=established",
-            "crd/splitrules.streamsplit.io",
-            "--timeout",
-            "60s",
-        ])?;
+        for (file, name) in [
+            ("splitrule.yaml", "splitrules.streamsplit.io"),
+            ("routerpool.yaml", "routerpools.streamsplit.io"),
+        ] {
+            let crd = crate::repo_root().join("crds").join(file);
+            cluster.kubectl(&["apply", "-f", &crd.display().to_string()])?;
+            cluster.kubectl(&[
+                "wait",
+                "--for",
+                "condition=established",
+                &format!("crd/{name}"),
+                "--timeout",
+                "60s",
+            ])?;
+        }
         Ok(cluster)
     }
 

@@ -340,6 +340,8 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
 fn a_rule_moved_to_another_pool_leaves_the_old_bundle_at_once() {
     let mut stack = Stack::start();
     let topic = unique_name("t");
+    stack.add_pool("east");
+    stack.add_pool("west");
     stack.start_operator();
     stack.apply(&rule_yaml("mover", "true", &topic, "  router: east\n"));
     stack.wait_ready("mover", "True");

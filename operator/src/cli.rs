@@ -1,9 +1,11 @@
 //! Command-line interface of `streamsplit-operator`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use streamsplit_rules::client_properties::parse_property;
 
 /// Reconciles SplitRule resources into Kafka topics and one rule-bundle ConfigMap per router pool.
 #[derive(Debug, Parser)]
@@ -34,8 +36,23 @@ pub enum LogFormat {
 pub enum Command {
     /// Reconcile SplitRules until SIGTERM (the default).
     Run,
-    /// Print the SplitRule CustomResourceDefinition as YAML (the source of crds/splitrule.yaml).
-    Crdgen,
+    /// Print a CustomResourceDefinition as YAML (the source of crds/<kind>.yaml).
+    Crdgen {
+        /// Which resource.
+        #[arg(value_enum, default_value_t = CrdKind::SplitRule)]
+        kind: CrdKind,
+    },
+}
+
+/// The custom resources the operator defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CrdKind {
+    /// `SplitRule`: one rule, written by rule authors in their namespaces.
+    #[value(name = "splitrule")]
+    SplitRule,
+    /// `RouterPool`: a pool of routers and its policy, written by the platform team.
+    #[value(name = "routerpool")]
+    RouterPool,
 }
 
 /// Options of `run`.
@@ -44,9 +61,19 @@ pub struct RunArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "STREAMSPLIT_BROKERS", default_value = "localhost:9092")]
     pub brokers: String,
-    /// librdkafka property for the admin client (TLS, SASL, ...); repeatable.
+    /// librdkafka property for the admin client (TLS, SASL, ...); repeatable. Never secrets:
+    /// see `--kafka-properties-file` and `--kafka-property-file`.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// File of librdkafka properties (`key=value` lines) for every client, e.g. a Secret
+    /// mounted as a volume; repeatable. Secrets belong here, never in `--kafka-property`.
+    #[arg(long = "kafka-properties-file")]
+    pub kafka_properties_files: Vec<PathBuf>,
+    /// librdkafka property whose value is a file's content, e.g.
+    /// `sasl.password=/etc/streamsplit/kafka-sasl/password` (one key of a mounted Secret);
+    /// repeatable.
+    #[arg(long = "kafka-property-file")]
+    pub kafka_property_files: Vec<String>,
     /// Watch SplitRules in this namespace only (default: all namespaces).
     #[arg(long, env = "STREAMSPLIT_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
@@ -84,13 +111,4 @@ pub struct RunArgs {
     /// Lease duration: how long a dead leader blocks a takeover.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
-}
-
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.to_string()))
-        }
-        _ => Err(format!("expected key=value, got {text:?}")),
-    }
 }

@@ -1,5 +1,7 @@
 //! Wires the SplitRule controller: one watch feeds the reflector store, the controller, and the
-//! pool publisher (which must also hear about deletions the controller never reconciles).
+//! pool publisher (which must also hear about deletions the controller never reconciles). A
+//! second watch keeps the RouterPools: a pool change republishes bundles and re-checks every
+//! rule against the new policy.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -18,8 +20,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::http::Health;
+use crate::policy::PoolDirectory;
 use crate::publisher::BundlePublisher;
 use crate::reconciler::{error_policy, reconcile, Context};
+use crate::router_pool::RouterPool;
+use crate::topic_owners::TopicOwners;
 use crate::topics::TopicManager;
 
 /// Reconcile again only when something the reconciler reads changed: the spec (generation),
@@ -65,6 +70,19 @@ pub async fn run(
     let (pools_tx, pools_rx) = mpsc::unbounded_channel::<Option<String>>();
     let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
 
+    let (pool_reader, pool_writer) = reflector::store::<RouterPool>();
+    let pools = PoolDirectory {
+        store: pool_reader.clone(),
+        namespace: settings.namespace.clone(),
+    };
+    tokio::spawn(watch_pools(
+        Api::namespaced(client.clone(), &settings.namespace),
+        pool_writer,
+        pools_tx.clone(),
+        requeue_tx.clone(),
+        reader.clone(),
+    ));
+
     let deletions = pools_tx.clone();
     let metrics = health.metrics.clone();
     let stream = watcher(rules, watcher::Config::default())
@@ -96,6 +114,13 @@ pub async fn run(
             client.clone(),
             settings.namespace.clone(),
             settings.configmap_prefix.clone(),
+            pools.clone(),
+        ),
+        pools,
+        owners: TopicOwners::new(
+            client.clone(),
+            &settings.namespace,
+            &settings.configmap_prefix,
         ),
         store: reader.clone(),
         recorder: Recorder::new(client, reporter),
@@ -107,6 +132,12 @@ pub async fn run(
 
     tokio::spawn(publish_pools(pools_rx, Arc::clone(&context)));
     tokio::spawn(resync(pools_tx, settings.resync_interval));
+    // Rules are judged against their pools: never before the pools are known, or every rule
+    // would flap to "pool does not exist" at start-up.
+    if pool_reader.wait_until_ready().await.is_err() {
+        tracing::error!("the RouterPool watch ended before its first listing");
+        return;
+    }
     health.started.store(true, Ordering::Release);
 
     Controller::for_stream(stream, reader)
@@ -154,7 +185,7 @@ async fn publish_pools(mut requests: mpsc::UnboundedReceiver<Option<String>>, ct
                 continue;
             }
             match ctx.publisher.publish(&pool, &ctx.store, None).await {
-                Ok(publication) if publication.changed => {
+                Ok(Some(publication)) if publication.changed => {
                     ctx.metrics.bundle_publishes.inc();
                     for rule in ctx.store.state().iter().filter(|r| r.spec.router == pool) {
                         let _ = ctx
@@ -164,6 +195,42 @@ async fn publish_pools(mut requests: mpsc::UnboundedReceiver<Option<String>>, ct
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(pool, %error, "cannot publish pool bundle"),
+            }
+        }
+    }
+}
+
+/// Keeps the RouterPool store. When a pool's spec changes (or it comes or goes), every rule is
+/// reconciled again, since any pool's topics bound every rule, and every bundle is recomputed.
+async fn watch_pools(
+    api: Api<RouterPool>,
+    writer: reflector::store::Writer<RouterPool>,
+    pools: mpsc::UnboundedSender<Option<String>>,
+    requeue: mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SplitRule>>,
+    rules: Store<SplitRule>,
+) {
+    let mut seen: HashMap<String, Option<i64>> = HashMap::new();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let changed = match event {
+            Ok(watcher::Event::Apply(pool) | watcher::Event::InitApply(pool)) => {
+                let generation = pool.metadata.generation;
+                seen.insert(pool.name_any(), generation) != Some(generation)
+            }
+            Ok(watcher::Event::Delete(pool)) => seen.remove(&pool.name_any()).is_some(),
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "RouterPool watch failed; retrying");
+                false
+            }
+        };
+        if changed {
+            let _ = pools.send(None);
+            for rule in rules.state() {
+                let _ = requeue.send(kube::runtime::reflector::ObjectRef::from_obj(&*rule));
             }
         }
     }

@@ -5,9 +5,12 @@ mod controller;
 mod http;
 mod leader;
 mod metrics;
+mod policy;
 mod publisher;
 mod reconciler;
+mod router_pool;
 mod status;
+mod topic_owners;
 mod topics;
 mod validation;
 
@@ -25,7 +28,10 @@ use cli::{Cli, Command, LogFormat, RunArgs};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crdgen) => match serde_yaml::to_string(&SplitRule::crd()) {
+        Some(Command::Crdgen { kind }) => match serde_yaml::to_string(&match kind {
+            cli::CrdKind::SplitRule => SplitRule::crd(),
+            cli::CrdKind::RouterPool => router_pool::RouterPool::crd(),
+        }) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -93,9 +99,20 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let properties = match streamsplit_rules::client_properties::collect(
+        &args.kafka_properties,
+        &args.kafka_properties_files,
+        &args.kafka_property_files,
+    ) {
+        Ok(properties) => properties,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the Kafka client properties");
+            return ExitCode::from(2);
+        }
+    };
     let mut kafka = rdkafka::ClientConfig::new();
     kafka.set("bootstrap.servers", &args.brokers);
-    for (key, value) in &args.kafka_properties {
+    for (key, value) in &properties {
         kafka.set(key, value);
     }
     let defaults = topics::TopicDefaults {

@@ -4,7 +4,11 @@
 //! - a valid rule whose topic exists is carried as it is now;
 //! - a rule that is invalid now (or whose topic is not ready) keeps the version already in the
 //!   published bundle, if any, so a typo never takes a running split offline;
-//! - deleted rules leave.
+//! - deleted rules leave;
+//! - a rule its pool's policy refuses is treated like an invalid one.
+//!
+//! Only pools that exist as RouterPool objects get a bundle; the ConfigMap is owned by its
+//! RouterPool, so deleting the pool garbage-collects its bundle.
 //!
 //! The ConfigMap is written only when the bundle's content version changes: an unchanged rule
 //! set never churns the ConfigMap (or restarts anything downstream).
@@ -19,6 +23,9 @@ use serde_json::json;
 use streamsplit_rules::crd::SplitRule;
 use streamsplit_rules::{RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME};
 use tokio::sync::Mutex;
+
+use crate::policy::PoolDirectory;
+use crate::router_pool::{RouterPool, RouterPoolStatus};
 
 /// Field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "streamsplit-operator";
@@ -52,6 +59,7 @@ pub struct BundlePublisher {
     client: Client,
     namespace: String,
     prefix: String,
+    pools: PoolDirectory,
     lock: Mutex<()>,
     /// Validation verdict per rule uid and generation: a spec cannot change without its
     /// generation changing, so each generation is compiled and tested once, not on every publish.
@@ -80,12 +88,14 @@ fn topic_ready_in_status(rule: &SplitRule) -> bool {
 }
 
 impl BundlePublisher {
-    /// A publisher writing into `namespace` with ConfigMap names `<prefix><pool>`.
-    pub fn new(client: Client, namespace: String, prefix: String) -> Self {
+    /// A publisher writing into `namespace` with ConfigMap names `<prefix><pool>`, for the
+    /// pools in `pools`.
+    pub fn new(client: Client, namespace: String, prefix: String, pools: PoolDirectory) -> Self {
         BundlePublisher {
             client,
             namespace,
             prefix,
+            pools,
             lock: Mutex::new(()),
             validity: std::sync::Mutex::new(HashMap::new()),
         }
@@ -134,7 +144,8 @@ impl BundlePublisher {
             .collect())
     }
 
-    /// Records the reconciler's verdict on a rule's current generation.
+    /// Records the reconciler's verdict on a rule's current generation (compilation and tests;
+    /// policy is checked afresh every time, as pools change without the rule changing).
     pub fn remember_validity(&self, rule: &SplitRule, valid: bool) {
         if let Some(uid) = rule.metadata.uid.clone() {
             let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
@@ -159,6 +170,11 @@ impl BundlePublisher {
         valid
     }
 
+    /// Whether the rule compiles, passes its tests and is allowed by its pool's policy.
+    async fn is_publishable(&self, rule: &SplitRule) -> bool {
+        self.pools.check(rule).is_ok() && self.is_valid(rule).await
+    }
+
     /// Drops cached verdicts of rules that no longer exist.
     fn forget_deleted(&self, store: &Store<SplitRule>) {
         let live: std::collections::HashSet<String> = store
@@ -171,15 +187,19 @@ impl BundlePublisher {
     }
 
     /// Recomputes and, if it changed, writes the bundle of `pool`. `focus` gives the reconciler's
-    /// fresh verdict on the rule being reconciled (valid and its topic ready; its status is not
-    /// written yet).
+    /// fresh verdict on the rule being reconciled (valid, allowed and its topic ready; its status
+    /// is not written yet). `None` when no RouterPool of that name exists: nothing is written.
     pub async fn publish(
         &self,
         pool: &str,
         store: &Store<SplitRule>,
         focus: Option<(&RuleId, bool)>,
-    ) -> Result<Publication, kube::Error> {
+    ) -> Result<Option<Publication>, kube::Error> {
         let _serialised = self.lock.lock().await;
+        let Some(pool_object) = self.pools.get(pool) else {
+            tracing::debug!(pool, "no RouterPool of that name: no bundle published");
+            return Ok(None);
+        };
         let current = self.current(pool).await?;
         let mut carried = BTreeMap::new();
         let mut definitions: Vec<RuleDefinition> = Vec::new();
@@ -190,7 +210,7 @@ impl BundlePublisher {
             let id = rule_id(&rule);
             let publishable = match focus {
                 Some((focus_id, publishable)) if *focus_id == id => publishable,
-                _ => topic_ready_in_status(&rule) && self.is_valid(&rule).await,
+                _ => topic_ready_in_status(&rule) && self.is_publishable(&rule).await,
             };
             if publishable {
                 definitions.push(RuleDefinition::from_spec(id.clone(), &rule.spec));
@@ -209,11 +229,13 @@ impl BundlePublisher {
             .as_ref()
             .is_some_and(|c| c.version == bundle.version)
         {
-            return Ok(Publication {
+            self.report_pool(&pool_object, &bundle.version, carried.len())
+                .await?;
+            return Ok(Some(Publication {
                 version: bundle.version,
                 changed: false,
                 carried,
-            });
+            }));
         }
         let name = self.configmap_name(pool);
         let configmap = json!({
@@ -228,6 +250,14 @@ impl BundlePublisher {
                     "app.kubernetes.io/part-of": "streamsplit",
                 },
                 "annotations": { VERSION_ANNOTATION: bundle.version },
+                "ownerReferences": [{
+                    "apiVersion": streamsplit_rules::spec::API_VERSION,
+                    "kind": "RouterPool",
+                    "name": pool,
+                    "uid": pool_object.metadata.uid,
+                    "controller": true,
+                    "blockOwnerDeletion": false,
+                }],
             },
             "data": { BUNDLE_FILE_NAME: bundle.to_json() },
         });
@@ -239,10 +269,56 @@ impl BundlePublisher {
             )
             .await?;
         tracing::info!(pool, version = %bundle.version, rules = carried.len(), configmap = %name, "bundle published");
-        Ok(Publication {
+        self.report_pool(&pool_object, &bundle.version, carried.len())
+            .await?;
+        Ok(Some(Publication {
             version: bundle.version,
             changed: true,
             carried,
-        })
+        }))
+    }
+
+    /// Writes the pool's status when it differs from what is published.
+    async fn report_pool(
+        &self,
+        pool: &RouterPool,
+        version: &str,
+        rules: usize,
+    ) -> Result<(), kube::Error> {
+        let old = pool.status.as_ref();
+        let ready = crate::status::condition(
+            "Ready",
+            true,
+            "Published",
+            format!(
+                "bundle {version} with {rules} rules is published in ConfigMap {}",
+                self.configmap_name(&pool.name_any())
+            ),
+            pool.metadata.generation,
+            old.map(|s| s.conditions.as_slice()),
+        );
+        let status = RouterPoolStatus {
+            observed_generation: pool.metadata.generation,
+            conditions: vec![ready],
+            rules: u32::try_from(rules).unwrap_or(u32::MAX),
+            bundle_version: Some(version.to_string()),
+            config_map: Some(self.configmap_name(&pool.name_any())),
+        };
+        if old == Some(&status) {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": streamsplit_rules::spec::API_VERSION,
+            "kind": "RouterPool",
+            "status": status,
+        });
+        Api::<RouterPool>::namespaced(self.client.clone(), &self.namespace)
+            .patch_status(
+                &pool.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(patch),
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -17,8 +17,10 @@ use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Metrics;
+use crate::policy::PoolDirectory;
 use crate::publisher::{rule_id, BundlePublisher, FIELD_MANAGER};
 use crate::status::{desired_status, TopicVerdict, Verdict};
+use crate::topic_owners::{TopicOwner, TopicOwners};
 use crate::topics::{TopicChange, TopicManager};
 
 /// Finalizer added to rules whose topic is deleted with them.
@@ -62,6 +64,10 @@ pub struct Context {
     pub topics: TopicManager,
     /// Pool bundles.
     pub publisher: BundlePublisher,
+    /// RouterPools and their policy.
+    pub pools: PoolDirectory,
+    /// Which topics the operator created, for which rule.
+    pub owners: TopicOwners,
     /// All SplitRules, as watched.
     pub store: Store<SplitRule>,
     /// Kubernetes Events.
@@ -179,20 +185,33 @@ async fn apply(
     let id = rule_id(&rule);
     let validity = crate::validation::validate(&rule.spec).await;
     ctx.publisher.remember_validity(&rule, validity.is_ok());
+    let validity = validity.and_then(|()| ctx.pools.check(&rule));
 
     let topic = if matches!(validity, Err(RuleError::InvalidTopic(_))) {
         TopicVerdict::InvalidName
+    } else if matches!(validity, Err(RuleError::PolicyViolation(_))) {
+        TopicVerdict::NotAttempted
     } else if let Some(winner) = conflicting_owner(&ctx.store, &rule) {
         TopicVerdict::Conflict { winner }
     } else {
+        let may_change_existing = may_change_existing_topic(ctx, &rule).await?;
         match ctx
             .topics
-            .ensure(&rule.spec.target_topic, rule.spec.topic.as_ref())
+            .ensure(
+                &rule.spec.target_topic,
+                rule.spec.topic.as_ref(),
+                may_change_existing,
+            )
             .await
         {
             Ok((partitions, change)) => {
                 match change {
                     TopicChange::Created => {
+                        // After creation: if this write fails the topic counts as adopted
+                        // (never deleted), the safe side.
+                        ctx.owners
+                            .record(&rule.spec.target_topic, &owner_of(&rule))
+                            .await?;
                         ctx.event(
                             &rule,
                             EventType::Normal,
@@ -235,11 +254,11 @@ async fn apply(
                 Some((&id, validity.is_ok() && topic.is_ready())),
             )
             .await?;
-        if publication.changed {
+        if publication.as_ref().is_some_and(|p| p.changed) {
             ctx.metrics.bundle_publishes.inc();
             requeue_pool_peers(ctx, &rule.spec.router, &id);
         }
-        Some(publication)
+        publication
     };
     let spec_changed =
         rule.status.as_ref().and_then(|s| s.observed_generation) != rule.metadata.generation;
@@ -302,13 +321,44 @@ async fn leave_other_pools(ctx: &Context, pool: &str, id: &RuleId) -> Result<(),
             .is_some_and(|b| b.rules.iter().any(|r| r.id == *id));
         if carries {
             let publication = ctx.publisher.publish(&other, &ctx.store, None).await?;
-            if publication.changed {
+            if publication.is_some_and(|p| p.changed) {
                 ctx.metrics.bundle_publishes.inc();
                 requeue_pool_peers(ctx, &other, id);
             }
         }
     }
     Ok(())
+}
+
+/// The ledger entry naming `rule` as a topic's creator.
+fn owner_of(rule: &SplitRule) -> TopicOwner {
+    TopicOwner {
+        rule: rule_id(rule).to_string(),
+        uid: rule.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+/// Whether the rule may grow its existing target topic: the operator created it for this very
+/// rule, or the pool allows changing adopted topics. Looked up only when partitions are asked.
+async fn may_change_existing_topic(ctx: &Context, rule: &SplitRule) -> Result<bool, kube::Error> {
+    if rule
+        .spec
+        .topic
+        .as_ref()
+        .and_then(|t| t.partitions)
+        .is_none()
+    {
+        return Ok(false);
+    }
+    if ctx
+        .pools
+        .get(&rule.spec.router)
+        .is_some_and(|p| p.spec.allow_adopted_topic_changes)
+    {
+        return Ok(true);
+    }
+    let owner = ctx.owners.owner(&rule.spec.target_topic).await?;
+    Ok(owner.is_some_and(|o| Some(&o.uid) == rule.metadata.uid.as_ref()))
 }
 
 /// The policy changed from `Delete` to `Retain`: the finalizer is no longer needed.
@@ -387,7 +437,7 @@ async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, Reconcil
         .publisher
         .publish(&rule.spec.router, &ctx.store, None)
         .await?;
-    if publication.changed {
+    if publication.is_some_and(|p| p.changed) {
         ctx.metrics.bundle_publishes.inc();
         requeue_pool_peers(ctx, &rule.spec.router, &rule_id(&rule));
     }
@@ -412,8 +462,24 @@ async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, Reconcil
         .await;
         return Ok(Action::await_change());
     }
+    let owner = ctx.owners.owner(topic).await?;
+    if owner.as_ref().map(|o| &o.uid) != rule.metadata.uid.as_ref() {
+        let why = match owner {
+            Some(owner) => format!("the operator created it for another rule ({})", owner.rule),
+            None => "the operator did not create it (it was adopted)".to_string(),
+        };
+        ctx.event(
+            &rule,
+            EventType::Warning,
+            "TopicKept",
+            format!("topic {topic} is kept although deletionPolicy is Delete: {why}; only topics created for this very rule are deleted"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     match ctx.topics.delete(topic).await {
         Ok(()) => {
+            ctx.owners.forget(topic).await?;
             ctx.event(
                 &rule,
                 EventType::Normal,

@@ -26,6 +26,8 @@ pub enum TopicVerdict {
     },
     /// Kafka could not make it so.
     Failed(TopicError),
+    /// The rule breaks its pool's policy: the operator does not touch the topic.
+    NotAttempted,
 }
 
 impl TopicVerdict {
@@ -56,16 +58,18 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn condition(
+/// A condition in the standard shape; `lastTransitionTime` moves only when the status flips
+/// (compared with `old`, the conditions currently on the object).
+pub fn condition(
     type_: &str,
     ok: bool,
     reason: &str,
     message: String,
     generation: Option<i64>,
-    old: Option<&SplitRuleStatus>,
+    old: Option<&[RuleCondition]>,
 ) -> RuleCondition {
     let status = if ok { "True" } else { "False" };
-    let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    let previous = old.and_then(|conditions| conditions.iter().find(|c| c.type_ == type_));
     let last_transition_time = match previous {
         Some(p) if p.status == status => p.last_transition_time.clone(),
         _ => now(),
@@ -86,6 +90,7 @@ pub fn desired_status(
     old: Option<&SplitRuleStatus>,
     verdict: &Verdict<'_>,
 ) -> SplitRuleStatus {
+    let old = old.map(|s| s.conditions.as_slice());
     let valid = match verdict.validity {
         Ok(()) => condition(
             "Valid",
@@ -114,6 +119,7 @@ pub fn desired_status(
             format!("topic {} is already claimed by the older rule {winner} with different topic settings", verdict.target_topic),
             generation, old),
         TopicVerdict::Failed(error) => condition("TopicReady", false, error.reason(), error.to_string(), generation, old),
+        TopicVerdict::NotAttempted => condition("TopicReady", false, "PolicyViolation", format!("topic {} is not created or checked: the rule breaks its pool's policy (see Valid)", verdict.target_topic), generation, old),
     };
     let keeping = if verdict.carried == Some(Carried::Previous) {
         "; the previously published version of this rule keeps routing"

@@ -23,6 +23,10 @@ pub enum TopicError {
     /// Kafka cannot do what is asked (shrink partitions, change replication factor).
     #[error("{0}")]
     NotSupported(String),
+    /// The rule asks to change a topic that was not created for it, and its pool does not allow
+    /// changing adopted topics.
+    #[error("{0}")]
+    Adopted(String),
     /// The broker failed or is unreachable.
     #[error("Kafka: {0}")]
     Kafka(#[from] KafkaError),
@@ -43,6 +47,7 @@ impl TopicError {
     pub fn reason(&self) -> &'static str {
         match self {
             TopicError::NotSupported(_) => "NotSupported",
+            TopicError::Adopted(_) => "PolicyViolation",
             TopicError::Kafka(_) | TopicError::Refused { .. } => "KafkaError",
         }
     }
@@ -127,10 +132,13 @@ impl TopicManager {
     }
 
     /// Makes the topic exist as the rule asks; returns its partition count and what changed.
+    /// An existing topic is grown only if `may_change_existing` (the operator created it for
+    /// this rule, or the pool allows changing adopted topics).
     pub async fn ensure(
         &self,
         topic: &str,
         spec: Option<&TopicSpec>,
+        may_change_existing: bool,
     ) -> Result<(i32, TopicChange), TopicError> {
         let wanted_partitions = spec.and_then(|s| s.partitions);
         let wanted_replication = spec.and_then(|s| s.replication_factor);
@@ -152,9 +160,14 @@ impl TopicManager {
                     new = new.set(key, value);
                 }
                 let results = self.admin.create_topics([&new], &Self::options()).await?;
+                let mut change = TopicChange::Created;
                 for result in results {
                     match result {
-                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Ok(_) => {}
+                        // Someone else created it meanwhile: it is not ours.
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                            change = TopicChange::Unchanged
+                        }
                         Err((_, code)) => {
                             return Err(TopicError::Refused {
                                 operation: "creation",
@@ -164,7 +177,7 @@ impl TopicManager {
                         }
                     }
                 }
-                Ok((partitions, TopicChange::Created))
+                Ok((partitions, change))
             }
             Some(info) => {
                 if let Some(replication) = wanted_replication {
@@ -181,6 +194,12 @@ impl TopicManager {
                         "topic {topic} has {} partitions; Kafka cannot decrease them to {wanted}",
                         info.partitions
                     )))
+                    }
+                    Some(wanted) if wanted > info.partitions && !may_change_existing => {
+                        Err(TopicError::Adopted(format!(
+                            "topic {topic} has {} partitions and was not created for this rule; its pool does not allow changing adopted topics (RouterPool spec.allowAdoptedTopicChanges), so it is not grown to {wanted}",
+                            info.partitions
+                        )))
                     }
                     Some(wanted) if wanted > info.partitions => {
                         let grow = NewPartitions::new(topic, wanted as usize);

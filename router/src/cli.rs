@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use streamsplit_rules::client_properties::parse_property;
 
 /// Routes each record of Kafka source topics to the topic of every SplitRule whose condition
 /// matches it, and changes rules without restarting.
@@ -122,6 +123,15 @@ pub struct RunArgs {
     /// librdkafka property for every client, e.g. security.protocol=SASL_SSL; repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// File of librdkafka properties (`key=value` lines) for every client, e.g. a Secret
+    /// mounted as a volume; repeatable. Secrets belong here, never in `--kafka-property`.
+    #[arg(long = "kafka-properties-file")]
+    pub kafka_properties_files: Vec<PathBuf>,
+    /// librdkafka property whose value is a file's content, e.g.
+    /// `sasl.password=/etc/streamsplit/kafka-sasl/password` (one key of a mounted Secret);
+    /// repeatable.
+    #[arg(long = "kafka-property-file")]
+    pub kafka_property_files: Vec<String>,
     /// librdkafka property for the source consumer only, e.g. session.timeout.ms=10000; repeatable.
     #[arg(long = "consumer-property", value_parser = parse_property)]
     pub consumer_properties: Vec<(String, String)>,
@@ -166,15 +176,6 @@ pub struct RunArgs {
     /// `streamsplit_dropped_total`), never waited for.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]
     pub best_effort_queue: usize,
-}
-
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.to_string()))
-        }
-        _ => Err(format!("expected key=value, got {text:?}")),
-    }
 }
 
 /// Parses a byte size: a plain number, or one with a `Ki`, `Mi` or `Gi` suffix.

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use streamsplit_rules::{compile_manifests_with, load_manifests, RuleSet};
+use streamsplit_rules::{compile_manifests_with, load_manifests, ProtectedTopics, RuleSet};
 
 use cli::{Cli, Command, RunArgs};
 use run::kafka_config::KafkaSettings;
@@ -59,7 +59,7 @@ fn eval(
             return ExitCode::from(2);
         }
     };
-    let (rules, quarantined) = compile_manifests_with(&manifests, mode);
+    let (rules, quarantined) = compile_manifests_with(&manifests, mode, &ProtectedTopics::none());
     let rules = rules.with_eval_budget(eval_budget);
     for rule in &quarantined {
         eprintln!("warning: rule {} left out: {}", rule.id, rule.error);
@@ -97,6 +97,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let code = runtime.block_on(async move {
         let metrics = metrics::Metrics::new();
+        let protected = ProtectedTopics::of_router(&args.source_topics, &args.exception_topic);
         let router = if !args.pass_through_topic.is_empty() {
             let empty = LiveRules::new(RuleSet::empty(), String::new(), &metrics);
             let mut router = Router::new(empty, true, metrics);
@@ -121,6 +122,7 @@ fn run(args: RunArgs) -> ExitCode {
                 fallback,
                 args.engine.mode(),
                 args.eval_budget,
+                protected,
             );
             if let Err(error) = config::watcher::spawn(reloader, args.config_poll_interval) {
                 tracing::error!(%error, "cannot start the config watcher");
@@ -132,6 +134,7 @@ fn run(args: RunArgs) -> ExitCode {
                 &args.rules,
                 args.engine.mode(),
                 args.eval_budget,
+                &protected,
                 &metrics,
             ) {
                 Ok(rules) => Arc::new(Router::new(rules, true, metrics)),
@@ -146,11 +149,22 @@ fn run(args: RunArgs) -> ExitCode {
             );
             return ExitCode::from(2);
         };
+        let properties = match streamsplit_rules::client_properties::collect(
+            &args.kafka_properties,
+            &args.kafka_properties_files,
+            &args.kafka_property_files,
+        ) {
+            Ok(properties) => properties,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the Kafka client properties");
+                return ExitCode::from(2);
+            }
+        };
         let server = tokio::spawn(http::serve(args.metrics_addr, Arc::clone(&router)));
         let settings = RunSettings {
             kafka: KafkaSettings {
                 brokers: args.brokers,
-                properties: args.kafka_properties,
+                properties,
                 consumer_properties: args.consumer_properties,
                 producer_properties: args.producer_properties,
                 instance_id: args.instance_id,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use streamsplit_rules::{
     compile_manifests_with, content_version, load_manifests, EvalMode, ManifestError,
+    ProtectedTopics,
 };
 
 use crate::metrics::Metrics;
@@ -16,10 +17,11 @@ pub fn from_manifests(
     paths: &[PathBuf],
     mode: EvalMode,
     eval_budget: Duration,
+    protected: &ProtectedTopics,
     metrics: &Metrics,
 ) -> Result<LiveRules, ManifestError> {
     let manifests = load_manifests(paths)?;
-    let (rules, quarantined) = compile_manifests_with(&manifests, mode);
+    let (rules, quarantined) = compile_manifests_with(&manifests, mode, protected);
     let rules = rules.with_eval_budget(eval_budget);
     for rule in &quarantined {
         tracing::error!(rule = %rule.id, reason = rule.error.reason(), error = %rule.error, "rule quarantined");

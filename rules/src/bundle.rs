@@ -124,17 +124,19 @@ impl RuleBundle {
 
     /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
     pub fn compile(&self) -> (RuleSet, Vec<QuarantinedRule>) {
-        self.compile_with(crate::EvalMode::Fast, None)
+        self.compile_with(crate::EvalMode::Fast, None, &crate::ProtectedTopics::none())
     }
 
-    /// Like [`RuleBundle::compile`], choosing how conditions are evaluated and reusing the
-    /// compiled conditions of the rule set it replaces.
+    /// Like [`RuleBundle::compile`], choosing how conditions are evaluated, reusing the
+    /// compiled conditions of the rule set it replaces and refusing rules that target a
+    /// `protected` topic.
     pub fn compile_with(
         &self,
         mode: crate::EvalMode,
         previous: Option<&RuleSet>,
+        protected: &crate::ProtectedTopics,
     ) -> (RuleSet, Vec<QuarantinedRule>) {
-        RuleSet::compile_reusing(self.rules.iter().cloned(), mode, previous)
+        RuleSet::compile_guarded(self.rules.iter().cloned(), mode, previous, protected)
     }
 }
 

@@ -2,6 +2,7 @@
 //! is validated, compiled and evaluated by exactly the same code everywhere.
 
 pub mod bundle;
+pub mod client_properties;
 pub mod condition;
 #[cfg(feature = "kube")]
 pub mod crd;
@@ -10,6 +11,7 @@ pub mod engine;
 pub mod fast;
 pub mod manifest;
 pub mod pool_name;
+pub mod protected_topics;
 pub mod record;
 pub mod rule_id;
 pub mod rule_index;
@@ -26,6 +28,7 @@ pub use manifest::{
     compile_manifests, compile_manifests_with, load_manifests, parse_manifests, ManifestError,
     SplitRuleManifest,
 };
+pub use protected_topics::ProtectedTopics;
 pub use record::DecodeError;
 pub use rule_id::RuleId;
 pub use rule_set::{

@@ -170,13 +170,19 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
 pub fn compile_manifests(
     manifests: &[SplitRuleManifest],
 ) -> (crate::RuleSet, Vec<crate::QuarantinedRule>) {
-    compile_manifests_with(manifests, crate::EvalMode::Fast)
+    compile_manifests_with(
+        manifests,
+        crate::EvalMode::Fast,
+        &crate::ProtectedTopics::none(),
+    )
 }
 
-/// Like [`compile_manifests`], choosing how conditions are evaluated.
+/// Like [`compile_manifests`], choosing how conditions are evaluated and which topics no rule
+/// may target.
 pub fn compile_manifests_with(
     manifests: &[SplitRuleManifest],
     mode: crate::EvalMode,
+    protected: &crate::ProtectedTopics,
 ) -> (crate::RuleSet, Vec<crate::QuarantinedRule>) {
     let engine = crate::sandboxed_engine();
     let mut quarantined = Vec::new();
@@ -191,7 +197,7 @@ pub fn compile_manifests_with(
             }),
         }
     }
-    let (set, more) = crate::RuleSet::compile_with(valid, mode);
+    let (set, more) = crate::RuleSet::compile_guarded(valid, mode, None, protected);
     quarantined.extend(more);
     (set, quarantined)
 }

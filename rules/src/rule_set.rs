@@ -14,6 +14,7 @@ use crate::condition::{Condition, EvalError};
 use crate::definition::RuleDefinition;
 use crate::engine::{sandboxed_engine, sandboxed_engine_with_budget, RECORD_VARIABLE};
 use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
+use crate::protected_topics::ProtectedTopics;
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
 use crate::rule_index::RuleIndex;
@@ -172,6 +173,17 @@ impl RuleSet {
         mode: EvalMode,
         previous: Option<&RuleSet>,
     ) -> (RuleSet, Vec<QuarantinedRule>) {
+        Self::compile_guarded(definitions, mode, previous, &ProtectedTopics::none())
+    }
+
+    /// Like [`RuleSet::compile_reusing`], also quarantining every rule that targets a
+    /// `protected` topic (the router's own source and exception topics).
+    pub fn compile_guarded(
+        definitions: impl IntoIterator<Item = RuleDefinition>,
+        mode: EvalMode,
+        previous: Option<&RuleSet>,
+        protected: &ProtectedTopics,
+    ) -> (RuleSet, Vec<QuarantinedRule>) {
         // Unchanged conditions keep their compiled form and their time quarantine.
         let compiled: std::collections::HashMap<&str, (&Condition, bool)> = previous
             .map(|p| {
@@ -203,11 +215,16 @@ impl RuleSet {
             let reused = compiled.get(definition.condition.as_str());
             let time_quarantined = reused.is_some_and(|(_, q)| *q);
             let reused = reused.map(|(c, _)| (*c).clone());
-            let result = match reused {
-                Some(condition) => crate::topic_name::validate_topic_name(&definition.target_topic)
-                    .map(|()| condition)
-                    .map_err(RuleError::InvalidTopic),
-                None => compile_rule(&engine, &definition.condition, &definition.target_topic),
+            let result = match (protected.check(&definition.target_topic), reused) {
+                (Err(refused), _) => Err(refused),
+                (Ok(()), Some(condition)) => {
+                    crate::topic_name::validate_topic_name(&definition.target_topic)
+                        .map(|()| condition)
+                        .map_err(RuleError::InvalidTopic)
+                }
+                (Ok(()), None) => {
+                    compile_rule(&engine, &definition.condition, &definition.target_topic)
+                }
             };
             match result {
                 Ok(condition) => rules.push(CompiledRule {

@@ -34,6 +34,18 @@ pub enum RuleError {
     /// The validation task itself failed (a bug: please report it).
     #[error("validation aborted: {0}")]
     Aborted(String),
+    /// The rule breaks its router pool's policy (who may use the pool, which topics a namespace
+    /// may write); the message names the policy entry.
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// The target is a topic the router itself reads or writes: copying there would loop.
+    #[error("targetTopic {topic} is {role}")]
+    ProtectedTopic {
+        /// The refused target topic.
+        topic: String,
+        /// Why it is protected.
+        role: &'static str,
+    },
 }
 
 impl RuleError {
@@ -50,6 +62,8 @@ impl RuleError {
             RuleError::Duplicate => "Duplicate",
             RuleError::Timeout(_) => "Timeout",
             RuleError::Aborted(_) => "ValidationAborted",
+            RuleError::PolicyViolation(_) => "PolicyViolation",
+            RuleError::ProtectedTopic { .. } => "ProtectedTopic",
         }
     }
 }

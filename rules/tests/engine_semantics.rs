@@ -291,14 +291,17 @@ fn a_slow_condition_is_stopped_by_the_time_budget_and_the_others_still_run() {
     let set = set.with_eval_budget(std::time::Duration::from_millis(5));
     let started = std::time::Instant::now();
     let evaluation = set.evaluate(br#"{"id": 1}"#).unwrap();
+    // The error kind proves the budget stopped it (the loop would otherwise finish and match);
+    // the generous bound only catches a budget that fires far too late. No tight wall-clock
+    // bound: the machines are shared and a debug build on a busy core is slow.
+    assert_eq!(evaluation.failures.len(), 1);
+    assert_eq!(evaluation.failures[0].error, EvalError::TimeBudget);
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(1),
+        started.elapsed() < std::time::Duration::from_secs(10),
         "stopped after {:?}",
         started.elapsed()
     );
     assert_eq!(evaluation.matches.len(), 1, "the fast rule still matches");
-    assert_eq!(evaluation.failures.len(), 1);
-    assert_eq!(evaluation.failures[0].error, EvalError::TimeBudget);
 }
 
 #[test]
@@ -344,7 +347,8 @@ fn an_operation_limit_stops_an_endless_loop_within_the_budget() {
     let started = std::time::Instant::now();
     let evaluation = set.evaluate(b"{}").unwrap();
     assert_eq!(evaluation.failures.len(), 1);
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Unstopped it would never return; the bound is loose for busy shared machines.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[test]

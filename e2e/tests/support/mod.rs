@@ -35,6 +35,19 @@ fn log_path(prefix: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique_name(prefix)))
 }
 
+/// A RouterPool letting `tenant` write topics matching `pattern`.
+pub fn router_pool_yaml(
+    name: &str,
+    source: &str,
+    exceptions: &str,
+    tenant: &str,
+    pattern: &str,
+) -> String {
+    format!(
+        "apiVersion: streamsplit.io/v1alpha1\nkind: RouterPool\nmetadata: {{name: {name}}}\nspec:\n  sourceTopics: [{source}]\n  exceptionTopic: {exceptions}\n  tenants:\n    - namespace: {tenant}\n      targetTopics: [\"{pattern}\"]\n"
+    )
+}
+
 impl Stack {
     pub fn start() -> Stack {
         let cluster = Cluster::shared();
@@ -44,6 +57,19 @@ impl Stack {
         let [source, exceptions] = ["src", "exc"].map(unique_name);
         broker
             .create_topics(&[(&source, 2), (&exceptions, 1)])
+            .unwrap();
+        // The pool the test's rules use; its namespace (the test's) may write any other topic.
+        cluster
+            .kubectl_stdin(
+                &["apply", "-n", &namespace, "-f", "-"],
+                Some(&router_pool_yaml(
+                    POOL,
+                    &source,
+                    &exceptions,
+                    &namespace,
+                    "*",
+                )),
+            )
             .unwrap();
         Stack {
             cluster,
@@ -57,6 +83,19 @@ impl Stack {
             projection: None,
             group: unique_name("group"),
         }
+    }
+
+    /// Creates another RouterPool (its own source and exception topic names) that the test's
+    /// namespace may write any topic through.
+    pub fn add_pool(&self, name: &str) {
+        let [source, exceptions] = ["src", "exc"].map(unique_name);
+        self.apply(&router_pool_yaml(
+            name,
+            &source,
+            &exceptions,
+            &self.namespace,
+            "*",
+        ));
     }
 
     pub fn configmap_name(&self) -> String {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use streamsplit_rules::{EvalMode, RuleBundle, BUNDLE_FILE_NAME};
+use streamsplit_rules::{EvalMode, ProtectedTopics, RuleBundle, BUNDLE_FILE_NAME};
 
 use super::fallback::FallbackStore;
 use crate::run::live_rules::LiveRules;
@@ -42,6 +42,8 @@ pub struct Reloader {
     source: Option<Source>,
     mode: EvalMode,
     eval_budget: Duration,
+    /// This router's own source and exception topics, which no rule may target.
+    protected: ProtectedTopics,
 }
 
 impl Reloader {
@@ -52,10 +54,12 @@ impl Reloader {
         fallback: Option<FallbackStore>,
         mode: EvalMode,
         eval_budget: Duration,
+        protected: ProtectedTopics,
     ) -> Self {
         let mut reloader = Reloader {
             mode,
             eval_budget,
+            protected,
             router,
             config_dir,
             fallback,
@@ -147,7 +151,8 @@ impl Reloader {
     fn apply(&mut self, bundle: RuleBundle, raw: &[u8], source: Source) {
         let metrics = &self.router.metrics;
         let live = self.router.rules.load();
-        let (rules, quarantined) = bundle.compile_with(self.mode, Some(&live.rules));
+        let (rules, quarantined) =
+            bundle.compile_with(self.mode, Some(&live.rules), &self.protected);
         let rules = rules.with_eval_budget(self.eval_budget);
         drop(live);
         for rule in &quarantined {
