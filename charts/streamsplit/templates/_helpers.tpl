@@ -49,22 +49,12 @@ streamsplit.io/pool: {{ .pool.name }}
 {{- end }}
 {{- if $k.sasl.enabled }}
 - --kafka-property=sasl.mechanism={{ $k.sasl.mechanism }}
-- --kafka-property=sasl.username=$(KAFKA_SASL_USERNAME)
-- --kafka-property=sasl.password=$(KAFKA_SASL_PASSWORD)
+{{- /* Read from the mounted Secret: a value on the command line shows in /proc/<pid>/cmdline. */}}
+- --kafka-property-file=sasl.username=/etc/streamsplit/kafka-sasl/{{ $k.sasl.usernameKey }}
+- --kafka-property-file=sasl.password=/etc/streamsplit/kafka-sasl/{{ $k.sasl.passwordKey }}
 {{- end }}
 {{- range $key, $value := $k.properties }}
 - --kafka-property={{ $key }}={{ $value }}
-{{- end }}
-{{- end -}}
-
-{{- define "streamsplit.kafka.env" -}}
-{{- if .Values.kafka.sasl.enabled }}
-- name: KAFKA_SASL_USERNAME
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.kafka.sasl.secretName | quote }}, key: {{ .Values.kafka.sasl.usernameKey | quote }}}
-- name: KAFKA_SASL_PASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.kafka.sasl.secretName | quote }}, key: {{ .Values.kafka.sasl.passwordKey | quote }}}
 {{- end }}
 {{- end -}}
 
@@ -74,6 +64,11 @@ streamsplit.io/pool: {{ .pool.name }}
   mountPath: /etc/streamsplit/kafka-tls
   readOnly: true
 {{- end }}
+{{- if .Values.kafka.sasl.enabled }}
+- name: kafka-sasl
+  mountPath: /etc/streamsplit/kafka-sasl
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "streamsplit.kafka.volumes" -}}
@@ -81,6 +76,13 @@ streamsplit.io/pool: {{ .pool.name }}
 - name: kafka-tls
   secret:
     secretName: {{ .Values.kafka.tls.secretName | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- if .Values.kafka.sasl.enabled }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ .Values.kafka.sasl.secretName | quote }}
+    defaultMode: 0440
 {{- end }}
 {{- end -}}
 
