@@ -44,7 +44,7 @@ pub fn router_pool_yaml(
     pattern: &str,
 ) -> String {
     format!(
-        "apiVersion: streamsplit.io/v1alpha1\nkind: RouterPool\nmetadata: {{name: {name}}}\nspec:\n  sourceTopics: [{source}]\n  exceptionTopic: {exceptions}\n  tenants:\n    - namespace: {tenant}\n      targetTopics: [\"{pattern}\"]\n"
+        "apiVersion: streamsplit.io/v1alpha1\nkind: RouterPool\nmetadata: {{name: {name}}}\nspec:\n  sourceTopics: [{source}]\n  exceptionTopic: {exceptions}\n  tenants:\n    - namespace: \"{tenant}\"\n      targetTopics: [\"{pattern}\"]\n"
     )
 }
 
