@@ -38,10 +38,13 @@ if [ "$MODE" = kubernetes ]; then
   say "Starting the e2e Kubernetes control plane (kube-apiserver on 127.0.0.1)"
   eval "$(e2e/cluster/up.sh)"
   export KUBECONFIG
-  kubectl apply -f crds/splitrule.yaml >/dev/null
-  kubectl wait --for condition=established crd/splitrules.streamsplit.io --timeout 60s >/dev/null
+  kubectl apply -f crds/ >/dev/null
+  kubectl wait --for condition=established crd/splitrules.streamsplit.io crd/routerpools.streamsplit.io --timeout 60s >/dev/null
   for ns in streamsplit-demo tracking; do kubectl delete namespace "$ns" --wait=true --timeout 60s >/dev/null 2>&1 || true; kubectl create namespace "$ns" >/dev/null; done
   $KAFKA create tracking.events:3 tracking.exceptions
+
+  say "The platform team's RouterPool: what the pool consumes, and who may write which topics"
+  kubectl apply -n streamsplit-demo -f examples/routerpool.yaml
 
   say "Starting the operator (bundles go to namespace streamsplit-demo)"
   target/debug/streamsplit-operator --brokers "$STREAMSPLIT_TEST_BROKERS" --namespace streamsplit-demo \
@@ -74,6 +77,12 @@ if [ "$MODE" = kubernetes ]; then
   done
   kubectl get splitrules -n tracking
   kubectl get splitrule home-page -n tracking -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'; echo
+
+  say "A rule that would copy into the pool's own source topic (a loop) is refused by policy"
+  printf 'apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {name: loop, namespace: tracking}\nspec: {condition: "true", targetTopic: tracking.events}\n' | kubectl apply -f -
+  kubectl wait --for condition=Valid=false splitrule/loop -n tracking --timeout 30s >/dev/null || true
+  kubectl get splitrule loop -n tracking -o jsonpath='{.status.conditions[?(@.type=="Valid")].message}'; echo
+  kubectl get routerpools -n streamsplit-demo
   say "Done. Logs: demo-operator.log, demo-router.log"
   exit 0
 fi
