@@ -22,6 +22,12 @@ if [ -z "${STREAMSPLIT_TEST_NISSHI:-}" ]; then
 fi
 export STREAMSPLIT_TEST_NISSHI
 echo "test.sh: second broker (nisshi) at $STREAMSPLIT_TEST_NISSHI" >&2
+# A broker requiring TLS and SASL/SCRAM (nisshi again, with a test CA and a random password).
+if [ -z "${STREAMSPLIT_TEST_SECURE_KAFKA:-}" ]; then
+  eval "$(e2e/kafka/secure-up.sh)"
+fi
+export STREAMSPLIT_TEST_SECURE_KAFKA STREAMSPLIT_TEST_SECURE_KAFKA_DIR
+echo "test.sh: TLS + SASL broker at $STREAMSPLIT_TEST_SECURE_KAFKA" >&2
 
 cargo fmt --all -- --check
 cargo build --workspace --locked

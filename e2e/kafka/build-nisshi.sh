@@ -4,8 +4,9 @@
 # binary's path. The target directory is cached too, so an interrupted build resumes.
 set -euo pipefail
 NISSHI_VERSION="0.8.1"
-# dynostore: object-store storage, including the in-memory engine the tests use.
-NISSHI_FEATURES="${STREAMSPLIT_NISSHI_FEATURES:-dynostore}"
+# dynostore: object-store storage, including the in-memory engine most tests use; libsql: SQLite
+# storage, which keeps the SCRAM users of the secure broker (secure-up.sh).
+NISSHI_FEATURES="${STREAMSPLIT_NISSHI_FEATURES:-dynostore,libsql}"
 CACHE="${STREAMSPLIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/streamsplit}"
 ROOT="$CACHE/nisshi-$NISSHI_VERSION-${NISSHI_FEATURES//,/-}"
 BIN="$ROOT/bin/nisshi"

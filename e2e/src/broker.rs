@@ -24,6 +24,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Broker {
     /// bootstrap.servers
     pub bootstrap: String,
+    /// Further client properties (TLS, SASL) every client of the helpers uses.
+    pub properties: Vec<(String, String)>,
 }
 
 /// A record read back from a topic.
@@ -101,7 +103,7 @@ impl Broker {
                 ),
             };
             match started {
-                Ok(bootstrap) => Broker { bootstrap },
+                Ok(bootstrap) => Broker::at(bootstrap),
                 Err(error) => panic!("no nisshi broker for the tests: {error:#}"),
             }
         })
@@ -110,17 +112,28 @@ impl Broker {
     fn start() -> anyhow::Result<Broker> {
         if let Ok(bootstrap) = std::env::var(BROKERS_ENV) {
             if !bootstrap.trim().is_empty() {
-                return Ok(Broker { bootstrap });
+                return Ok(Broker::at(bootstrap));
             }
         }
         let bootstrap = crate::run_up_script("e2e/kafka/up.sh", BROKERS_ENV)?;
-        Ok(Broker { bootstrap })
+        Ok(Broker::at(bootstrap))
+    }
+
+    /// A plaintext broker at `bootstrap`.
+    pub fn at(bootstrap: impl Into<String>) -> Broker {
+        Broker {
+            bootstrap: bootstrap.into(),
+            properties: Vec::new(),
+        }
     }
 
     /// Client settings pointing at this broker.
     pub fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
         config
     }
 
@@ -338,9 +351,7 @@ impl PrivateBroker {
     pub fn start(state: &std::path::Path) -> anyhow::Result<Self> {
         let port = crate::free_port();
         let broker = Self {
-            broker: Broker {
-                bootstrap: format!("127.0.0.1:{port}"),
-            },
+            broker: Broker::at(format!("127.0.0.1:{port}")),
             port,
             state: state.to_path_buf(),
         };

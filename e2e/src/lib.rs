@@ -11,6 +11,7 @@ pub mod http_probe;
 pub mod poll;
 pub mod process;
 pub mod prom;
+pub mod secure_broker;
 
 pub use broker::{unique_name, Broker, PrivateBroker, ReadRecord, StopSignal, TestRecord};
 pub use cluster::{workspace_binary, Cluster, Projection};
@@ -19,6 +20,7 @@ pub use http_probe::http_get;
 pub use poll::wait_until;
 pub use process::ChildProcess;
 pub use prom::sample_value;
+pub use secure_broker::SecureKafka;
 
 use std::path::PathBuf;
 

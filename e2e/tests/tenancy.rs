@@ -144,7 +144,10 @@ fn pools_decide_who_may_use_them_and_only_existing_pools_get_a_bundle() {
         &stack.namespace,
         "streamsplit-rules-missing",
     ]);
-    assert!(missing_bundle.is_none(), "no bundle for a pool that does not exist");
+    assert!(
+        missing_bundle.is_none(),
+        "no bundle for a pool that does not exist"
+    );
 
     // The pool reports its bundle; creating the missing pool admits the rule waiting for it.
     set_policy(&stack, "*", "*");
@@ -157,7 +160,10 @@ fn pools_decide_who_may_use_them_and_only_existing_pools_get_a_bundle() {
     })
     .unwrap();
     let ready = &pool["status"]["conditions"][0];
-    assert_eq!((ready["type"].as_str(), ready["status"].as_str()), (Some("Ready"), Some("True")));
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("True"))
+    );
     assert_eq!(pool["status"]["configMap"], stack.configmap_name());
     stack.add_pool("missing");
     stack.wait_ready("nowhere", "True");
@@ -166,7 +172,9 @@ fn pools_decide_who_may_use_them_and_only_existing_pools_get_a_bundle() {
         .kubectl(&["get", "routerpools", "-n", &stack.namespace])
         .unwrap();
     assert!(
-        table.lines().any(|l| l.starts_with("missing") && l.contains("True")),
+        table
+            .lines()
+            .any(|l| l.starts_with("missing") && l.contains("True")),
         "{table}"
     );
 }
@@ -215,7 +223,13 @@ fn delete_policy_deletes_only_topics_created_for_that_rule_and_adopted_topics_ar
     wait_until(
         "the created topic to be deleted",
         Duration::from_secs(30),
-        || stack.broker.high_watermarks(&created).is_err().then_some(()),
+        || {
+            stack
+                .broker
+                .high_watermarks(&created)
+                .is_err()
+                .then_some(())
+        },
     )
     .unwrap();
     assert!(
@@ -223,9 +237,13 @@ fn delete_policy_deletes_only_topics_created_for_that_rule_and_adopted_topics_ar
         "an adopted topic is never deleted"
     );
     let kept = wait_until("the TopicKept warning", Duration::from_secs(20), || {
-        let events = stack
-            .cluster
-            .get_json(&["events", "-n", &stack.namespace, "--field-selector", "reason=TopicKept"])?;
+        let events = stack.cluster.get_json(&[
+            "events",
+            "-n",
+            &stack.namespace,
+            "--field-selector",
+            "reason=TopicKept",
+        ])?;
         events["items"]
             .as_array()?
             .iter()
@@ -240,7 +258,13 @@ fn delete_policy_deletes_only_topics_created_for_that_rule_and_adopted_topics_ar
     // The pool may allow changing adopted topics; then the rule gets its partitions.
     stack.apply(&format!(
         "{}  allowAdoptedTopicChanges: true\n",
-        router_pool_yaml(POOL, &stack.source, &stack.exceptions, &stack.namespace, "*")
+        router_pool_yaml(
+            POOL,
+            &stack.source,
+            &stack.exceptions,
+            &stack.namespace,
+            "*"
+        )
     ));
     stack.wait_ready("grower", "True");
     assert_eq!(stack.broker.high_watermarks(&to_grow).unwrap().len(), 3);

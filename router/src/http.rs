@@ -42,12 +42,20 @@ async fn readyz(State(router): State<Arc<Router>>) -> (StatusCode, String) {
     let exception_problem = router.health.exception_topic_problem();
     match exception_problem {
         None if assigned > 0 && loaded => (StatusCode::OK, "ready".into()),
-        problem => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: assigned partitions {assigned}, rule set loaded {loaded}{}",
-                problem.map(|p| format!(", {p}")).unwrap_or_default()
-            ),
-        ),
+        problem => {
+            let kafka = router
+                .health
+                .kafka_problem()
+                .filter(|_| assigned == 0)
+                .map(|p| format!(", Kafka: {p}"));
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: assigned partitions {assigned}, rule set loaded {loaded}{}{}",
+                    problem.map(|p| format!(", {p}")).unwrap_or_default(),
+                    kafka.unwrap_or_default()
+                ),
+            )
+        }
     }
 }

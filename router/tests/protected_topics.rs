@@ -40,10 +40,7 @@ fn rules_targeting_the_routers_own_topics_are_refused(broker: &Broker) {
         ],
     );
     std::fs::write(config_dir.join(BUNDLE_FILE_NAME), bundle.to_json()).unwrap();
-    let args = vec![
-        "--config-dir".to_string(),
-        config_dir.display().to_string(),
-    ];
+    let args = vec!["--config-dir".to_string(), config_dir.display().to_string()];
     let mut router = start_router(broker, &source, &group, &exceptions, &args);
     let metric = |name: &str| {
         let (_, text) = http_get(&router.metrics_addr, "/metrics").ok()?;
@@ -59,7 +56,10 @@ fn rules_targeting_the_routers_own_topics_are_refused(broker: &Broker) {
     wait_for_full_commit(broker, &group, &source, Duration::from_secs(60));
     assert_eq!(broker.read_all(&target).unwrap().len(), 20);
     let source_records: i64 = broker.high_watermarks(&source).unwrap().values().sum();
-    assert_eq!(source_records, 20, "nothing was copied back into the source");
+    assert_eq!(
+        source_records, 20,
+        "nothing was copied back into the source"
+    );
     assert_eq!(broker.read_all(&exceptions).unwrap().len(), 0);
 
     let log = router.process.output();
@@ -68,9 +68,8 @@ fn rules_targeting_the_routers_own_topics_are_refused(broker: &Broker) {
         ("team/into-exceptions", "the exception topic of this router"),
     ] {
         assert!(
-            log.lines().any(|l| l.contains(rule)
-                && l.contains("ProtectedTopic")
-                && l.contains(role)),
+            log.lines()
+                .any(|l| l.contains(rule) && l.contains("ProtectedTopic") && l.contains(role)),
             "no ProtectedTopic quarantine of {rule} in the log:\n{log}"
         );
     }

@@ -30,9 +30,7 @@ pub fn produce_steadily(
     records: Vec<WorkloadRecord>,
     per_second: u64,
 ) -> std::thread::JoinHandle<()> {
-    let broker = Broker {
-        bootstrap: bootstrap.to_string(),
-    };
+    let broker = Broker::at(bootstrap);
     let source = source.to_string();
     std::thread::spawn(move || {
         let batch = (per_second / 10).max(1) as usize;

@@ -24,6 +24,8 @@ pub struct Stack {
     pub router: Option<Process>,
     pub projection: Option<Projection>,
     pub group: String,
+    /// Extra flags for the router `start_router` starts (Kafka security settings).
+    pub router_args: Vec<String>,
 }
 
 pub struct Process {
@@ -50,8 +52,12 @@ pub fn router_pool_yaml(
 
 impl Stack {
     pub fn start() -> Stack {
+        Self::start_on(Broker::shared())
+    }
+
+    /// A stack whose topics live on `broker`.
+    pub fn start_on(broker: &'static Broker) -> Stack {
         let cluster = Cluster::shared();
-        let broker = Broker::shared();
         let namespace = unique_name("e2e");
         cluster.create_namespace(&namespace).unwrap();
         let [source, exceptions] = ["src", "exc"].map(unique_name);
@@ -82,6 +88,7 @@ impl Stack {
             router: None,
             projection: None,
             group: unique_name("group"),
+            router_args: Vec::new(),
         }
     }
 
@@ -185,6 +192,7 @@ impl Stack {
             "--producer-property".to_string(),
             "topic.metadata.propagation.max.ms=1000".to_string(),
         ]);
+        args.extend(self.router_args.iter().cloned());
         let child = ChildProcess::spawn(
             &workspace_binary("streamsplit-router"),
             &args,

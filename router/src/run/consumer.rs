@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::health::Health;
@@ -49,6 +51,27 @@ impl RouterConsumerContext {
 }
 
 impl ClientContext for RouterConsumerContext {
+    /// Connection-level errors (TLS handshake, SASL authentication, all brokers down) are what
+    /// an operator must see when a router never gets partitions: logged, and shown by /readyz.
+    /// librdkafka keeps retrying; nothing is consumed, so nothing is committed or lost.
+    fn error(&self, error: KafkaError, reason: &str) {
+        let connection = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::AllBrokersDown
+            )
+        );
+        if connection {
+            tracing::error!(%error, reason, "cannot connect to Kafka");
+            self.health.kafka_unavailable(reason.to_string());
+        } else {
+            tracing::warn!(%error, reason, "Kafka client error");
+        }
+    }
+
     /// librdkafka statistics (every `statistics.interval.ms`): the consumer lag per partition,
     /// i.e. how far the committed position is behind the partition's high watermark.
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -116,6 +139,7 @@ impl ConsumerContext for RouterConsumerContext {
             Rebalance::Assign(list) => {
                 let keys = partition_keys(list);
                 tracing::info!(partitions = keys.len(), "partitions assigned");
+                self.health.kafka_available();
                 self.tracker.assign(keys);
             }
             Rebalance::Revoke(_) => {}

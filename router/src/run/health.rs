@@ -15,6 +15,9 @@ pub struct Health {
     consumer_lag: AtomicI64,
     stall_timeout_ms: AtomicU64,
     exception_topic_problem: Mutex<Option<String>>,
+    /// The consumer's last connection error (TLS, authentication, brokers down) while it has
+    /// no partitions: why `/readyz` fails, in words an operator can act on.
+    kafka_problem: Mutex<Option<String>>,
 }
 
 impl Default for Health {
@@ -26,6 +29,7 @@ impl Default for Health {
             consumer_lag: AtomicI64::new(0),
             stall_timeout_ms: AtomicU64::new(u64::MAX),
             exception_topic_problem: Mutex::new(None),
+            kafka_problem: Mutex::new(None),
         }
     }
 }
@@ -98,6 +102,24 @@ impl Health {
     /// Why exception records cannot be written, if they cannot.
     pub fn exception_topic_problem(&self) -> Option<String> {
         self.lock_problem().clone()
+    }
+
+    /// The consumer cannot talk to Kafka (bad CA, bad credentials, brokers unreachable).
+    pub fn kafka_unavailable(&self, cause: String) {
+        *self.kafka_problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+    }
+
+    /// The consumer got partitions: whatever failed before works now.
+    pub fn kafka_available(&self) {
+        *self.kafka_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The last Kafka connection error since partitions were last assigned, if any.
+    pub fn kafka_problem(&self) -> Option<String> {
+        self.kafka_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn lock_problem(&self) -> std::sync::MutexGuard<'_, Option<String>> {
