@@ -37,6 +37,24 @@ PY
   done
 done
 
+step "Kafka credentials reach the pods as mounted files, never as arguments or environment"
+streamsplit-python - "$OUT/all-features.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Deployment"]
+assert docs, "no Deployments rendered"
+for d in docs:
+    pod = d["spec"]["template"]["spec"]
+    for c in pod["containers"]:
+        args = " ".join(c.get("args", []))
+        name = f'{d["metadata"]["name"]}/{c["name"]}'
+        assert "--kafka-property-file=sasl.password=/etc/streamsplit/kafka-sasl/" in args, name
+        assert "sasl.password=$(" not in args and "--kafka-property=sasl.password" not in args, name
+        assert not any("secretKeyRef" in str(e) for e in c.get("env", [])), f"{name}: a secret in env"
+        assert any(m["mountPath"] == "/etc/streamsplit/kafka-sasl" for m in c["volumeMounts"]), name
+    assert any(v.get("secret", {}).get("secretName") == "kafka-user" for v in pod["volumes"]), d["metadata"]["name"]
+print(f"{len(docs)} Deployments read SASL credentials from the mounted Secret", file=sys.stderr)
+PY
+
 step "bad values are rejected by values.schema.json"
 if helm template streamsplit "$CHART" --set 'routers[0].name=Not_A_Label' > /dev/null 2> "$OUT/bad-values.log"; then
   echo "chart-checks: an invalid pool name was accepted" >&2; exit 1

@@ -32,7 +32,8 @@ fn tls_and_sasl_credentials_route_and_the_secret_is_written_nowhere() {
     stack.wait_router_on(&version);
     stack.produce_kinds(&["a", "b"], 5);
     stack.wait_routed();
-    assert_eq!(stack.kinds_on(&topic), ["a"; 5]);
+    assert_eq!(stack.kinds_on(&topic), ["a"]);
+    assert_eq!(stack.count(&topic), 5);
 
     // Every place a secret could leak to: logs, /metrics, events, statuses, the bundle, and
     // the command lines of both processes.
@@ -111,7 +112,7 @@ fn a_bad_ca_or_password_makes_the_router_not_ready_with_a_clear_error_and_loses_
             "a wrong password",
             secure.ca(),
             wrong_password.clone(),
-            "Authentication failed",
+            "SASL authentication error",
         ),
     ] {
         let mut router = start_secure_router(
@@ -125,11 +126,13 @@ fn a_bad_ca_or_password_makes_the_router_not_ready_with_a_clear_error_and_loses_
             Duration::from_secs(30),
             || {
                 let (status, body) = http_get(&router.1, "/readyz").ok()?;
-                (status == 503 && body.contains("Kafka:")).then_some(body)
+                // "brokers are down" may come first; the cause follows it.
+                (status == 503 && body.contains("Kafka:") && body.contains(expected))
+                    .then_some(body)
             },
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", router.0.output()));
-        assert!(reason.contains(expected), "{what}: {reason}");
+        assert!(reason.starts_with("not ready"), "{what}: {reason}");
         // Not ready for a while, not just at start-up.
         let window = Instant::now() + Duration::from_secs(3);
         while Instant::now() < window {

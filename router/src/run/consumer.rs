@@ -55,20 +55,24 @@ impl ClientContext for RouterConsumerContext {
     /// an operator must see when a router never gets partitions: logged, and shown by /readyz.
     /// librdkafka keeps retrying; nothing is consumed, so nothing is committed or lost.
     fn error(&self, error: KafkaError, reason: &str) {
-        let connection = matches!(
-            error.rdkafka_error_code(),
+        match error.rdkafka_error_code() {
             Some(
                 RDKafkaErrorCode::Authentication
-                    | RDKafkaErrorCode::SaslAuthenticationFailed
-                    | RDKafkaErrorCode::SSL
-                    | RDKafkaErrorCode::AllBrokersDown
-            )
-        );
-        if connection {
-            tracing::error!(%error, reason, "cannot connect to Kafka");
-            self.health.kafka_unavailable(reason.to_string());
-        } else {
-            tracing::warn!(%error, reason, "Kafka client error");
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::SSL,
+            ) => {
+                tracing::error!(%error, reason, "cannot connect to Kafka");
+                self.health.kafka_unavailable(reason.to_string());
+            }
+            // The consequence of the errors above, or of brokers being unreachable: it must not
+            // hide the cause.
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                tracing::error!(%error, reason, "cannot connect to Kafka");
+                if self.health.kafka_problem().is_none() {
+                    self.health.kafka_unavailable(reason.to_string());
+                }
+            }
+            _ => tracing::warn!(%error, reason, "Kafka client error"),
         }
     }
 
