@@ -8,7 +8,9 @@
 #                                                   # bounce tests); a fresh data dir otherwise
 #   STREAMSPLIT_KAFKA_KIND=nisshi e2e/kafka/up.sh   # the second broker, nisshi (port 19094 unless
 #                                                   # $STREAMSPLIT_KAFKA_PORT), built once by
-#                                                   # build-nisshi.sh; in-memory storage
+#                                                   # build-nisshi.sh; in-memory storage, or
+#                                                   # SQLite in the state directory with
+#                                                   # STREAMSPLIT_KAFKA_PERSIST=1 (broker bounces)
 #
 # The broker is noida-db (PyPI, prebuilt, Kafka protocol incl. groups, idempotence and
 # transactions), installed into a virtualenv under the cache directory. Idempotent: a broker
@@ -40,10 +42,16 @@ fi
 mkdir -p "$STATE"
 if [ "$KIND" = nisshi ]; then
   NISSHI="$("$HERE/build-nisshi.sh")"
-  log "starting nisshi on 127.0.0.1:$PORT (in-memory storage, log in $STATE/broker.log)"
-  setsid "$NISSHI" broker --listener-url "tcp://127.0.0.1:$PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine memory://nisshi/ \
-    --group-initial-rebalance-delay 0s >"$STATE/broker.log" 2>&1 < /dev/null &
+  STORAGE=memory://nisshi/
+  if [ "${STREAMSPLIT_KAFKA_PERSIST:-0}" = 1 ]; then
+    # SQLite commits every acknowledged write; the file is relative to the working directory.
+    [ "${STREAMSPLIT_KAFKA_KEEP_DATA:-0}" = 1 ] || rm -f "$STATE"/nisshi.db*
+    STORAGE=sqlite://nisshi.db
+  fi
+  log "starting nisshi on 127.0.0.1:$PORT (storage $STORAGE, log in $STATE/broker.log)"
+  (cd "$STATE" && exec setsid "$NISSHI" broker --listener-url "tcp://127.0.0.1:$PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine "$STORAGE" \
+    --group-initial-rebalance-delay 0s >>"$STATE/broker.log" 2>&1 < /dev/null) &
   echo $! > "$STATE/pid"
   SERVER_STARTED=1
 fi

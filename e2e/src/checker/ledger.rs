@@ -21,6 +21,9 @@ pub struct TopicRow {
     pub lost: usize,
     /// Best-effort copies absent: dropped, which the tier allows.
     pub dropped: usize,
+    /// Copies absent whose failure the exception topic records (reason `produce`, naming the
+    /// rule): accounted for, as the router promises, not lost.
+    pub diverted: usize,
     /// Copies present more than once, counted beyond the first.
     pub duplicated: usize,
     /// Copies present that no rule asked for.
@@ -37,6 +40,17 @@ pub struct Ledger {
 /// A copy's identity: which record, and (on the exception topic) which kind and rule.
 type CopyId = (String, Option<(String, Option<String>)>);
 
+/// What a scenario tells the ledger beyond the oracle's prediction.
+#[derive(Clone, Debug, Default)]
+pub struct Allowances<'a> {
+    /// Exception records of rules whose identity starts with one of these are left out (rules
+    /// a scenario swaps in that the oracle does not know).
+    pub ignored: &'a [&'a str],
+    /// Target topics deleted mid-run, with the keys of the copies they held just before: those
+    /// copies were delivered and went with the topic.
+    pub destroyed: BTreeMap<String, BTreeSet<String>>,
+}
+
 impl Ledger {
     /// Reads every target topic and the exception topic to the end and accounts for them.
     /// Copies of records in `required` must be there; copies of the other expected records
@@ -48,19 +62,27 @@ impl Ledger {
         expectation: &Expectation,
         required: &BTreeSet<String>,
     ) -> anyhow::Result<Ledger> {
-        Self::read_ignoring(broker, workload, exceptions, expectation, required, &[])
+        let allowances = Allowances::default();
+        Self::read_allowing(
+            broker,
+            workload,
+            exceptions,
+            expectation,
+            required,
+            &allowances,
+        )
     }
 
-    /// [`Ledger::read`], leaving out exception records of rules whose identity starts with one
-    /// of `ignored` (rules a scenario swaps in that the oracle does not know).
-    pub fn read_ignoring(
+    /// [`Ledger::read`] with the scenario's [`Allowances`].
+    pub fn read_allowing(
         broker: &Broker,
         workload: &Workload,
         exceptions: &str,
         expectation: &Expectation,
         required: &BTreeSet<String>,
-        ignored: &[&str],
+        allowances: &Allowances<'_>,
     ) -> anyhow::Result<Ledger> {
+        let ignored = allowances.ignored;
         let mut expected: BTreeMap<String, BTreeSet<CopyId>> = BTreeMap::new();
         for (key, copies) in &expectation.copies {
             for copy in copies {
@@ -77,13 +99,31 @@ impl Ledger {
         let mut rows = Vec::new();
         let mut topics = workload.topics();
         topics.push(exceptions.to_string());
+        let read = |topic: &str| -> anyhow::Result<Vec<crate::ReadRecord>> {
+            if broker.high_watermarks(topic).is_ok() {
+                broker.read_all(topic)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        // Copies that failed to produce and went to the exception topic, as (key, rule).
+        let exception_records = read(exceptions)?;
+        let produce_failures: BTreeSet<(String, String)> = exception_records
+            .iter()
+            .filter(|r| r.header("streamsplit.exception.kind").as_deref() == Some("produce"))
+            .filter_map(|r| {
+                let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default());
+                Some((key.into_owned(), r.header("streamsplit.exception.rule")?))
+            })
+            .collect();
+        let mut diverted_ids: BTreeSet<CopyId> = BTreeSet::new();
         for topic in topics {
             let is_exceptions = topic == exceptions;
             let mut seen: BTreeMap<CopyId, usize> = BTreeMap::new();
-            let records = if broker.high_watermarks(&topic).is_ok() {
-                broker.read_all(&topic)?
+            let records = if is_exceptions {
+                exception_records.clone()
             } else {
-                Vec::new()
+                read(&topic)?
             };
             for record in records {
                 let key =
@@ -105,13 +145,33 @@ impl Ledger {
                 };
                 *seen.entry(id).or_insert(0) += 1;
             }
-            let allowed = expected.remove(&topic).unwrap_or_default();
+            let mut allowed = expected.remove(&topic).unwrap_or_default();
             let wanted: BTreeSet<&CopyId> = allowed
                 .iter()
                 .filter(|(key, _)| required.contains(key))
                 .collect();
-            let delivered = wanted.iter().filter(|id| seen.contains_key(**id)).count();
-            let absent = wanted.len() - delivered;
+            let destroyed = allowances.destroyed.get(&topic);
+            let present = |id: &CopyId| {
+                seen.contains_key(id) || destroyed.is_some_and(|keys| keys.contains(&id.0))
+            };
+            let delivered = wanted.iter().filter(|id| present(id)).count();
+            let rule = workload.rule_of(&topic);
+            let diverted: Vec<CopyId> = wanted
+                .iter()
+                .filter(|id| !present(id))
+                .filter(|(key, _)| {
+                    rule.as_ref()
+                        .is_some_and(|rule| produce_failures.contains(&(key.clone(), rule.clone())))
+                })
+                .map(|(key, _)| (key.clone(), Some(("produce".to_string(), rule.clone()))))
+                .collect();
+            let absent = wanted.len() - delivered - diverted.len();
+            let expected_count = wanted.len();
+            if is_exceptions {
+                allowed.extend(diverted_ids.iter().cloned());
+            } else {
+                diverted_ids.extend(diverted.iter().cloned());
+            }
             let tier = if is_exceptions {
                 "exception"
             } else {
@@ -125,10 +185,11 @@ impl Ledger {
                     topic.clone()
                 },
                 tier: tier.to_string(),
-                expected: wanted.len(),
+                expected: expected_count,
                 delivered,
                 lost: if best_effort { 0 } else { absent },
                 dropped: if best_effort { absent } else { 0 },
+                diverted: diverted.len(),
                 duplicated: seen.values().map(|n| n - 1).sum(),
                 unexpected: seen.keys().filter(|id| !allowed.contains(*id)).count(),
             });
@@ -147,6 +208,7 @@ impl Ledger {
             total.delivered += row.delivered;
             total.lost += row.lost;
             total.dropped += row.dropped;
+            total.diverted += row.diverted;
             total.duplicated += row.duplicated;
             total.unexpected += row.unexpected;
         }
@@ -164,17 +226,18 @@ impl Ledger {
     /// The per-topic table, for a test's output.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| topic | tier | expected | delivered | lost | dropped | duplicated | unexpected |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "| topic | tier | expected | delivered | lost | dropped | diverted | duplicated | unexpected |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for row in self.rows.iter().chain(std::iter::once(&self.total())) {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 row.topic,
                 row.tier,
                 row.expected,
                 row.delivered,
                 row.lost,
                 row.dropped,
+                row.diverted,
                 row.duplicated,
                 row.unexpected
             ));

@@ -86,6 +86,14 @@ impl Run<'_> {
     /// topic holds; copies of records the broker lost by itself may exist and are not
     /// unexpected. Exception records of rules starting with one of `ignored` are left out.
     pub fn account(&self, ignored: &[&str]) -> anyhow::Result<Account> {
+        self.account_allowing(&ledger::Allowances {
+            ignored,
+            ..Default::default()
+        })
+    }
+
+    /// [`Run::account`] with the scenario's allowances (ignored rules, destroyed topics).
+    pub fn account_allowing(&self, allowances: &ledger::Allowances<'_>) -> anyhow::Result<Account> {
         let in_source: BTreeSet<String> = self
             .broker
             .read_all(self.source)?
@@ -101,13 +109,13 @@ impl Run<'_> {
         let expectation = self
             .oracle
             .predict(self.workload, self.records, self.scratch)?;
-        let ledger = Ledger::read_ignoring(
+        let ledger = Ledger::read_allowing(
             self.broker,
             self.workload,
             self.exceptions,
             &expectation,
             &in_source,
-            ignored,
+            allowances,
         )?;
         Ok(Account {
             ledger,
