@@ -1,19 +1,28 @@
 //! The checker on the operator path: the workload's rules are SplitRules applied through the
 //! real apiserver, the router reads the kubelet-style projected bundle, and while records flow
 //! a rule is created, edited, broken and deleted. Every copy is accounted for (see
-//! RELIABILITY.md); lost and unexpected copies must be zero.
+//! RELIABILITY.md); lost and unexpected copies must be zero. Runs on both brokers.
 
 mod support;
 
 use std::time::Duration;
 
 use streamsplit_e2e::checker::{self, workload::RULES, Oracle, Workload};
-use streamsplit_e2e::{unique_name, workspace_binary};
+use streamsplit_e2e::{unique_name, workspace_binary, Broker};
 use support::*;
 
 #[test]
-fn splitrules_created_edited_broken_and_deleted_while_records_flow_lose_nothing() {
-    let mut stack = Stack::start();
+fn noida_splitrules_created_edited_broken_and_deleted_while_records_flow_lose_nothing() {
+    operator_path(Broker::shared(), "noida-db");
+}
+
+#[test]
+fn nisshi_splitrules_created_edited_broken_and_deleted_while_records_flow_lose_nothing() {
+    operator_path(Broker::nisshi(), "nisshi");
+}
+
+fn operator_path(broker: &'static Broker, label: &str) {
+    let mut stack = Stack::start_on(broker);
     stack.start_operator();
     let mut workload = Workload::new(&unique_name("op"));
     workload.namespace = stack.namespace.clone();
@@ -74,7 +83,7 @@ fn splitrules_created_edited_broken_and_deleted_while_records_flow_lose_nothing(
     let total = account.ledger.total();
     println!("{}", account.ledger.table());
     println!(
-        "| operator path: create, edit, break, delete while records flow | {} | {} | {} | {} | {} | {} | - | noida-db |",
+        "| operator path: create, edit, break, delete while records flow | {} | {} | {} | {} | {} | {} | - | {label} |",
         account.records,
         total.expected,
         total.lost,

@@ -79,7 +79,7 @@ pub async fn run(
         Api::namespaced(client.clone(), &settings.namespace),
         pool_writer,
         pools_tx.clone(),
-        requeue_tx.clone(),
+        requeue_tx,
         reader.clone(),
     ));
 
@@ -125,7 +125,6 @@ pub async fn run(
         store: reader.clone(),
         recorder: Recorder::new(client, reporter),
         metrics: health.metrics.clone(),
-        requeue: requeue_tx,
         topic_deletion_timeout: settings.topic_deletion_timeout,
         failures: Mutex::new(HashMap::new()),
     });
@@ -184,14 +183,9 @@ async fn publish_pools(mut requests: mpsc::UnboundedReceiver<Option<String>>, ct
             if streamsplit_rules::pool_name::validate_pool_name(&pool).is_err() {
                 continue;
             }
-            match ctx.publisher.publish(&pool, &ctx.store, None).await {
+            match ctx.publisher.publish(&pool, &ctx.store).await {
                 Ok(Some(publication)) if publication.changed => {
                     ctx.metrics.bundle_publishes.inc();
-                    for rule in ctx.store.state().iter().filter(|r| r.spec.router == pool) {
-                        let _ = ctx
-                            .requeue
-                            .send(kube::runtime::reflector::ObjectRef::from_obj(&**rule));
-                    }
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(pool, %error, "cannot publish pool bundle"),

@@ -1,8 +1,16 @@
 //! Leader election through a `coordination.k8s.io/v1` Lease, so several operator replicas can
 //! run and exactly one reconciles. Takeover uses optimistic concurrency (resourceVersion), so
 //! two candidates can never both win.
+//!
+//! Safety margin: a standby may take over at `renewTime + leaseDuration` (by its own clock).
+//! The leader stops acting once [`renew_deadline`] has passed since the *start* of its last
+//! successful renewal (whose `renewTime` it wrote at that start), i.e. a third of the lease
+//! duration before anyone may take over: that third covers clock skew between nodes and the
+//! time to stop. Every renewal call is itself bounded by the time left until that deadline.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -93,40 +101,124 @@ impl LeaderElection {
         }
     }
 
-    /// Waits until this candidate holds the lease.
-    pub async fn acquire(&self) {
+    /// Waits until this candidate holds the lease; returns when the winning attempt started
+    /// (the `renewTime` it wrote), from which [`LeaderElection::hold`] counts.
+    pub async fn acquire(&self) -> Instant {
         loop {
+            let started = Instant::now();
             match self.try_acquire().await {
                 Ok(true) => {
                     tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
-                    return;
+                    return started;
                 }
                 Ok(false) => tracing::debug!(lease = %self.name, "another replica leads; waiting"),
                 Err(error) => tracing::warn!(%error, "cannot read the leader lease"),
             }
-            tokio::time::sleep(self.lease_duration / 3).await;
+            tokio::time::sleep(retry_period(self.lease_duration)).await;
         }
     }
 
-    /// Renews the lease until it is lost; returns when it is.
-    pub async fn hold(&self) {
-        let mut last_renewal = tokio::time::Instant::now();
+    /// Renews the lease until leadership can no longer be guaranteed; returns then. `since`:
+    /// when the last successful acquisition started.
+    pub async fn hold(&self, since: Instant) {
+        let deadline = renew_deadline(self.lease_duration);
+        let mut last_renewal = since;
         loop {
-            tokio::time::sleep(self.lease_duration / 3).await;
-            match self.try_acquire().await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            tokio::time::sleep(retry_period(self.lease_duration)).await;
+            let started = Instant::now();
+            let left = deadline.saturating_sub(last_renewal.elapsed());
+            match tokio::time::timeout(left, self.try_acquire()).await {
+                Ok(Ok(true)) => last_renewal = started,
+                Ok(Ok(false)) => {
                     tracing::error!(lease = %self.name, "leader lease taken by another replica");
                     return;
                 }
-                Err(error) if last_renewal.elapsed() < self.lease_duration => {
+                Ok(Err(error)) if last_renewal.elapsed() < deadline => {
                     tracing::warn!(%error, "cannot renew the leader lease; retrying");
                 }
-                Err(error) => {
-                    tracing::error!(%error, "leader lease expired without renewal");
+                Ok(Err(error)) => {
+                    tracing::error!(%error, renew_deadline = ?deadline, "leader lease not renewed within the renew deadline");
+                    return;
+                }
+                Err(_) => {
+                    tracing::error!(renew_deadline = ?deadline, "leader lease not renewed within the renew deadline");
                     return;
                 }
             }
         }
+    }
+
+    /// Gives the lease up (on shutdown) so a standby takes over at once instead of waiting for
+    /// it to expire: the holder is cleared, which [`LeaderElection::try_acquire`] treats as free.
+    pub async fn release(&self) {
+        let lease = match self.api.get_opt(&self.name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the leader lease to release it");
+                return;
+            }
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return;
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        let released = Lease {
+            metadata: lease.metadata.clone(),
+            spec: Some(spec),
+        };
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &released)
+            .await
+        {
+            Ok(_) => tracing::info!(lease = %self.name, "leader lease released"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot release the leader lease; it expires by itself")
+            }
+        }
+    }
+}
+
+/// How long after the start of its last successful renewal the leader stops acting: two thirds
+/// of the lease duration.
+pub fn renew_deadline(lease_duration: Duration) -> Duration {
+    lease_duration * 2 / 3
+}
+
+/// Time between renewal (and acquisition) attempts: several attempts fit in the renew deadline.
+pub fn retry_period(lease_duration: Duration) -> Duration {
+    lease_duration / 6
+}
+
+/// An identity unique to this process: `base` (pod or host name) and a random suffix, so two
+/// operators on one host (or with one HOSTNAME) never share an identity and both lead.
+pub fn unique_identity(base: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{base}_{:08x}", hasher.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_stops_a_third_of_the_lease_before_a_takeover_and_retries_in_between() {
+        let lease = Duration::from_secs(15);
+        assert_eq!(renew_deadline(lease), Duration::from_secs(10));
+        assert_eq!(lease - renew_deadline(lease), Duration::from_secs(5));
+        assert!(retry_period(lease) * 3 < renew_deadline(lease));
+    }
+
+    #[test]
+    fn identities_differ_between_processes_with_the_same_host_name() {
+        let (a, b) = (unique_identity("node-1"), unique_identity("node-1"));
+        assert!(a.starts_with("node-1_") && b.starts_with("node-1_"));
+        assert_ne!(a, b);
     }
 }

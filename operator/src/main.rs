@@ -47,7 +47,12 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(run(cli.run)),
+                Ok(runtime) => {
+                    let code = runtime.block_on(run(cli.run));
+                    // Blocking validations still running must not hold the exit.
+                    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+                    code
+                }
                 Err(error) => {
                     eprintln!("error: cannot start the async runtime: {error}");
                     ExitCode::from(2)
@@ -126,11 +131,10 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("streamsplit-operator-{}", std::process::id()));
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "streamsplit-operator".into());
+        leader::unique_identity(&host)
+    });
 
     let election = args.leader_election.then(|| {
         leader::LeaderElection::new(
@@ -140,12 +144,13 @@ async fn run(args: RunArgs) -> ExitCode {
             args.lease_duration,
         )
     });
+    let mut leading_since = None;
     if let Some(election) = &election {
         health
             .started
             .store(true, std::sync::atomic::Ordering::Release);
         tokio::select! {
-            _ = election.acquire() => {}
+            since = election.acquire() => leading_since = Some(since),
             _ = shutdown_signal() => return ExitCode::SUCCESS,
         }
         metrics.leader.set(1);
@@ -161,9 +166,9 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     tracing::info!(namespace = %args.namespace, watch = ?args.watch_namespace, "reconciling SplitRules");
     let lost_lease = async {
-        match &election {
-            Some(election) => election.hold().await,
-            None => std::future::pending().await,
+        match (&election, leading_since) {
+            (Some(election), Some(since)) => election.hold(since).await,
+            _ => std::future::pending().await,
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -174,8 +179,15 @@ async fn run(args: RunArgs) -> ExitCode {
     let code = tokio::select! {
         _ = &mut controller => ExitCode::SUCCESS,
         _ = shutdown_signal() => {
+            // Stop reconciling at once; in-flight reconciles get a short grace (their writes are
+            // idempotent and the next leader redoes whatever is abandoned), then the lease goes.
             let _ = stop_tx.send(());
-            controller.await;
+            if tokio::time::timeout(SHUTDOWN_GRACE, controller).await.is_err() {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight reconciles abandoned at shutdown");
+            }
+            if let Some(election) = &election {
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, election.release()).await;
+            }
             ExitCode::SUCCESS
         }
         _ = lost_lease => {
@@ -186,3 +198,7 @@ async fn run(args: RunArgs) -> ExitCode {
     metrics.leader.set(0);
     code
 }
+
+/// How long in-flight reconciles may finish after SIGTERM, and how long releasing the lease may
+/// take: together well inside the pod's termination grace period (30 s by default).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

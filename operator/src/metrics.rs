@@ -18,6 +18,8 @@ pub struct Metrics {
     pub reconcile_errors: IntCounterVec,
     /// Reconcile duration.
     pub reconcile_duration: Histogram,
+    /// Reconciles running now: a busy (or stuck) operator shows here before anywhere else.
+    pub reconciles_in_flight: IntGauge,
     /// Bundle ConfigMaps written.
     pub bundle_publishes: IntCounter,
     /// 1 while this replica holds the leader lease.
@@ -57,6 +59,11 @@ impl Metrics {
             "Time to reconcile one SplitRule.",
         ))
         .unwrap_or_else(|e| unreachable_error(e));
+        let reconciles_in_flight = IntGauge::new(
+            "streamsplit_operator_reconciles_in_flight",
+            "SplitRule reconciles running now.",
+        )
+        .unwrap_or_else(|e| unreachable_error(e));
         let bundle_publishes = IntCounter::new(
             "streamsplit_operator_bundle_publishes_total",
             "Rule-bundle ConfigMaps written.",
@@ -75,10 +82,11 @@ impl Metrics {
             &["rule", "reason"],
         )
         .unwrap_or_else(|e| unreachable_error(e));
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
             Box::new(reconciles.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
+            Box::new(reconciles_in_flight.clone()),
             Box::new(bundle_publishes.clone()),
             Box::new(leader.clone()),
             Box::new(rule_ready.clone()),
@@ -92,7 +100,7 @@ impl Metrics {
             reconciles.with_label_values(&[result]);
         }
         // The reasons are a small fixed set (ReconcileError::reason): expose them as zeros.
-        for reason in ["KubeApi", "TopicDeletion", "Finalizer"] {
+        for reason in ["KubeApi", "TopicDeletion", "Finalizer", "Publish"] {
             reconcile_errors.with_label_values(&[reason]);
         }
         Metrics {
@@ -100,6 +108,7 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            reconciles_in_flight,
             bundle_publishes,
             leader,
             rule_ready,

@@ -11,7 +11,9 @@
 //! RouterPool, so deleting the pool garbage-collects its bundle.
 //!
 //! The ConfigMap is written only when the bundle's content version changes: an unchanged rule
-//! set never churns the ConfigMap (or restarts anything downstream).
+//! set never churns the ConfigMap (or restarts anything downstream). Reconciles publish through
+//! [`BundlePublisher::publish_coalesced`]: a burst of edits to one pool waits a moment and shares
+//! one publication instead of each recomputing and rewriting the whole pool.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,7 +23,7 @@ use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::SplitRule;
-use streamsplit_rules::{RuleBundle, RuleDefinition, RuleId, BUNDLE_FILE_NAME};
+use streamsplit_rules::{RuleBundle, RuleDefinition, RuleError, RuleId, BUNDLE_FILE_NAME};
 use tokio::sync::Mutex;
 
 use crate::policy::PoolDirectory;
@@ -63,7 +65,39 @@ pub struct BundlePublisher {
     lock: Mutex<()>,
     /// Validation verdict per rule uid and generation: a spec cannot change without its
     /// generation changing, so each generation is compiled and tested once, not on every publish.
-    validity: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
+    validity: std::sync::Mutex<HashMap<String, (Option<i64>, Result<(), RuleError>)>>,
+    /// The reconciler's latest word on each rule's target topic (uid: generation, ready); rules
+    /// not reconciled yet by this process fall back to their status.
+    topic_ready: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
+    /// Reconciles waiting for the next publication of each pool.
+    waiting: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
+}
+
+/// A reconcile waiting for its pool's next publication.
+type Waiter = tokio::sync::oneshot::Sender<Result<Option<Publication>, PublishError>>;
+
+/// How long the first reconcile of a burst waits for the others before publishing for all.
+const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Publishing failed (shared by every reconcile that waited for the publication).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("publishing the pool bundle failed: {0}")]
+pub struct PublishError(String);
+
+/// Clears a pool's waiters if the publishing reconcile is dropped before it answers them, so
+/// they publish by themselves instead of waiting forever.
+struct WaitersGuard<'a> {
+    publisher: &'a BundlePublisher,
+    pool: &'a str,
+    armed: bool,
+}
+
+impl Drop for WaitersGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.publisher.take_waiters(self.pool);
+        }
+    }
 }
 
 /// The identity of a SplitRule object.
@@ -98,6 +132,8 @@ impl BundlePublisher {
             pools,
             lock: Mutex::new(()),
             validity: std::sync::Mutex::new(HashMap::new()),
+            topic_ready: std::sync::Mutex::new(HashMap::new()),
+            waiting: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,35 +180,104 @@ impl BundlePublisher {
             .collect())
     }
 
-    /// Records the reconciler's verdict on a rule's current generation (compilation and tests;
-    /// policy is checked afresh every time, as pools change without the rule changing).
-    pub fn remember_validity(&self, rule: &SplitRule, valid: bool) {
-        if let Some(uid) = rule.metadata.uid.clone() {
-            let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-            cache.insert(uid, (rule.metadata.generation, valid));
-        }
-    }
-
-    /// Whether the rule's current generation validates, computed once per generation (off the
-    /// async runtime, bounded in time).
-    async fn is_valid(&self, rule: &SplitRule) -> bool {
+    /// Compiles the rule and runs its tests (off the async runtime, bounded in time), once per
+    /// generation: a spec cannot change without its generation changing. Policy is not part of
+    /// it; pools change without the rule changing, so it is checked afresh every time.
+    pub async fn validate(&self, rule: &SplitRule) -> Result<(), RuleError> {
         let generation = rule.metadata.generation;
         if let Some(uid) = &rule.metadata.uid {
             let cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((cached, valid)) = cache.get(uid) {
+            if let Some((cached, verdict)) = cache.get(uid) {
                 if *cached == generation {
-                    return *valid;
+                    return verdict.clone();
                 }
             }
         }
-        let valid = crate::validation::validate(&rule.spec).await.is_ok();
-        self.remember_validity(rule, valid);
-        valid
+        let verdict = crate::validation::validate(&rule.spec).await;
+        // Timeouts too: re-running a rule that burns 5 s on every publish would stall the pool.
+        if let Some(uid) = rule.metadata.uid.clone() {
+            let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(uid, (generation, verdict.clone()));
+        }
+        verdict
     }
 
-    /// Whether the rule compiles, passes its tests and is allowed by its pool's policy.
+    async fn is_valid(&self, rule: &SplitRule) -> bool {
+        self.validate(rule).await.is_ok()
+    }
+
+    /// Records the reconciler's verdict on the target topic of a rule's current generation.
+    pub fn remember_topic(&self, rule: &SplitRule, ready: bool) {
+        if let Some(uid) = rule.metadata.uid.clone() {
+            let mut cache = self.topic_ready.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(uid, (rule.metadata.generation, ready));
+        }
+    }
+
+    fn topic_ready(&self, rule: &SplitRule) -> bool {
+        let remembered = rule.metadata.uid.as_ref().and_then(|uid| {
+            let cache = self.topic_ready.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(uid)
+                .filter(|(generation, _)| *generation == rule.metadata.generation)
+                .map(|(_, ready)| *ready)
+        });
+        remembered.unwrap_or_else(|| topic_ready_in_status(rule))
+    }
+
+    /// Whether the rule compiles, passes its tests, is allowed by its pool's policy and its
+    /// topic is ready.
     async fn is_publishable(&self, rule: &SplitRule) -> bool {
-        self.pools.check(rule).is_ok() && self.is_valid(rule).await
+        self.topic_ready(rule) && self.pools.check(rule).is_ok() && self.is_valid(rule).await
+    }
+
+    fn take_waiters(&self, pool: &str) -> Vec<Waiter> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(pool)
+            .unwrap_or_default()
+    }
+
+    /// Publishes `pool` for a reconcile, sharing one publication with every reconcile of the
+    /// same pool that asks within [`COALESCE_WINDOW`].
+    pub async fn publish_coalesced(
+        &self,
+        pool: &str,
+        store: &Store<SplitRule>,
+    ) -> Result<Option<Publication>, PublishError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let leads = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = waiting.entry(pool.to_string()).or_default();
+            queue.push(sender);
+            queue.len() == 1
+        };
+        if leads {
+            let mut guard = WaitersGuard {
+                publisher: self,
+                pool,
+                armed: true,
+            };
+            tokio::time::sleep(COALESCE_WINDOW).await;
+            let waiters = self.take_waiters(pool);
+            guard.armed = false;
+            let result = self
+                .publish(pool, store)
+                .await
+                .map_err(|e| PublishError(e.to_string()));
+            for waiter in waiters {
+                let _ = waiter.send(result.clone());
+            }
+        }
+        match receiver.await {
+            Ok(result) => result,
+            // The publishing reconcile was cancelled: publish for ourselves.
+            Err(_) => self
+                .publish(pool, store)
+                .await
+                .map_err(|e| PublishError(e.to_string())),
+        }
     }
 
     /// Drops cached verdicts of rules that no longer exist.
@@ -184,16 +289,17 @@ impl BundlePublisher {
             .collect();
         let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|uid, _| live.contains(uid));
+        drop(cache);
+        let mut topics = self.topic_ready.lock().unwrap_or_else(|p| p.into_inner());
+        topics.retain(|uid, _| live.contains(uid));
     }
 
-    /// Recomputes and, if it changed, writes the bundle of `pool`. `focus` gives the reconciler's
-    /// fresh verdict on the rule being reconciled (valid, allowed and its topic ready; its status
-    /// is not written yet). `None` when no RouterPool of that name exists: nothing is written.
+    /// Recomputes and, if it changed, writes the bundle of `pool`. `None` when no RouterPool of
+    /// that name exists: nothing is written.
     pub async fn publish(
         &self,
         pool: &str,
         store: &Store<SplitRule>,
-        focus: Option<(&RuleId, bool)>,
     ) -> Result<Option<Publication>, kube::Error> {
         let _serialised = self.lock.lock().await;
         let Some(pool_object) = self.pools.get(pool) else {
@@ -201,6 +307,10 @@ impl BundlePublisher {
             return Ok(None);
         };
         let current = self.current(pool).await?;
+        let published: HashMap<&RuleId, &RuleDefinition> = current
+            .iter()
+            .flat_map(|b| b.rules.iter().map(|r| (&r.id, r)))
+            .collect();
         let mut carried = BTreeMap::new();
         let mut definitions: Vec<RuleDefinition> = Vec::new();
         for rule in store.state() {
@@ -208,18 +318,11 @@ impl BundlePublisher {
                 continue;
             }
             let id = rule_id(&rule);
-            let publishable = match focus {
-                Some((focus_id, publishable)) if *focus_id == id => publishable,
-                _ => topic_ready_in_status(&rule) && self.is_publishable(&rule).await,
-            };
-            if publishable {
+            if self.is_publishable(&rule).await {
                 definitions.push(RuleDefinition::from_spec(id.clone(), &rule.spec));
                 carried.insert(id, Carried::Current);
-            } else if let Some(previous) = current
-                .as_ref()
-                .and_then(|b| b.rules.iter().find(|r| r.id == id))
-            {
-                definitions.push(previous.clone());
+            } else if let Some(previous) = published.get(&id) {
+                definitions.push((*previous).clone());
                 carried.insert(id, Carried::Previous);
             }
         }

@@ -14,7 +14,6 @@ use serde_json::json;
 use streamsplit_rules::crd::{SplitRule, SplitRuleStatus};
 use streamsplit_rules::{DeletionPolicy, RuleError, RuleId, TopicSpec};
 use thiserror::Error;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Metrics;
 use crate::policy::PoolDirectory;
@@ -43,6 +42,9 @@ pub enum ReconcileError {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    /// The pool's bundle could not be published.
+    #[error(transparent)]
+    Publish(#[from] crate::publisher::PublishError),
 }
 
 impl ReconcileError {
@@ -52,6 +54,7 @@ impl ReconcileError {
             ReconcileError::Kube(_) => "KubeApi",
             ReconcileError::TopicDeletion(_) => "TopicDeletion",
             ReconcileError::Finalizer(_) => "Finalizer",
+            ReconcileError::Publish(_) => "Publish",
         }
     }
 }
@@ -74,8 +77,6 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Metrics,
-    /// Rules to reconcile again (peers of a pool whose bundle changed).
-    pub requeue: UnboundedSender<ObjectRef<SplitRule>>,
     /// How long a `Delete`-policy rule waits for Kafka before its finalizer is released anyway.
     pub topic_deletion_timeout: Duration,
     /// Consecutive failures per rule, for backoff.
@@ -139,6 +140,7 @@ fn conflicting_owner(store: &Store<SplitRule>, rule: &SplitRule) -> Option<RuleI
 /// Entry point called by the controller.
 pub async fn reconcile(rule: Arc<SplitRule>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
+    let _in_flight = InFlight::enter(&ctx.metrics.reconciles_in_flight);
     let namespace = rule.namespace().unwrap_or_else(|| "default".into());
     let api: Api<SplitRule> = Api::namespaced(ctx.client.clone(), &namespace);
     let uses_finalizer = deletion_policy(&rule) == DeletionPolicy::Delete
@@ -163,6 +165,23 @@ pub async fn reconcile(rule: Arc<SplitRule>, ctx: Arc<Context>) -> Result<Action
     result
 }
 
+/// Counts a reconcile in `streamsplit_operator_reconciles_in_flight` while it runs, also when
+/// it is cancelled at shutdown.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Backoff for failed reconciles: 1 s doubling to 5 min.
 pub fn error_policy(rule: Arc<SplitRule>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     ctx.metrics
@@ -183,9 +202,11 @@ async fn apply(
     api: &Api<SplitRule>,
 ) -> Result<Action, ReconcileError> {
     let id = rule_id(&rule);
-    let validity = crate::validation::validate(&rule.spec).await;
-    ctx.publisher.remember_validity(&rule, validity.is_ok());
-    let validity = validity.and_then(|()| ctx.pools.check(&rule));
+    let validity = ctx
+        .publisher
+        .validate(&rule)
+        .await
+        .and_then(|()| ctx.pools.check(&rule));
 
     let topic = if matches!(validity, Err(RuleError::InvalidTopic(_))) {
         TopicVerdict::InvalidName
@@ -243,20 +264,16 @@ async fn apply(
         }
     };
 
+    ctx.publisher.remember_topic(&rule, topic.is_ready());
     let publication = if matches!(validity, Err(RuleError::InvalidRouter(_))) {
         None
     } else {
         let publication = ctx
             .publisher
-            .publish(
-                &rule.spec.router,
-                &ctx.store,
-                Some((&id, validity.is_ok() && topic.is_ready())),
-            )
+            .publish_coalesced(&rule.spec.router, &ctx.store)
             .await?;
         if publication.as_ref().is_some_and(|p| p.changed) {
             ctx.metrics.bundle_publishes.inc();
-            requeue_pool_peers(ctx, &rule.spec.router, &id);
         }
         publication
     };
@@ -268,11 +285,14 @@ async fn apply(
     let carried = publication
         .as_ref()
         .and_then(|p| p.carried.get(&id).copied());
+    let bundle_version = publication
+        .as_ref()
+        .map(|p| first_published_in(&rule, carried, &p.version));
     let verdict = Verdict {
         validity: &validity,
         topic: &topic,
         carried,
-        bundle_version: publication.as_ref().map(|p| p.version.as_str()),
+        bundle_version: bundle_version.as_deref(),
         pool: &rule.spec.router,
         target_topic: &rule.spec.target_topic,
     };
@@ -309,7 +329,7 @@ async fn apply(
 
 /// A rule whose `spec.router` changed must leave its old pool now, not at the next resync:
 /// meanwhile both pools would copy its records (duplicates). Checked only when the spec changed.
-async fn leave_other_pools(ctx: &Context, pool: &str, id: &RuleId) -> Result<(), kube::Error> {
+async fn leave_other_pools(ctx: &Context, pool: &str, id: &RuleId) -> Result<(), ReconcileError> {
     for other in ctx.publisher.published_pools().await? {
         if other == pool {
             continue;
@@ -320,14 +340,33 @@ async fn leave_other_pools(ctx: &Context, pool: &str, id: &RuleId) -> Result<(),
             .await?
             .is_some_and(|b| b.rules.iter().any(|r| r.id == *id));
         if carries {
-            let publication = ctx.publisher.publish(&other, &ctx.store, None).await?;
+            let publication = ctx.publisher.publish_coalesced(&other, &ctx.store).await?;
             if publication.is_some_and(|p| p.changed) {
                 ctx.metrics.bundle_publishes.inc();
-                requeue_pool_peers(ctx, &other, id);
             }
         }
     }
     Ok(())
+}
+
+/// The bundle that first published the rule's current generation: kept from its status while
+/// the rule stays published unchanged, so an edit of another rule of the pool (a new bundle)
+/// never rewrites this rule's status. Work stays proportional to the change.
+fn first_published_in(
+    rule: &SplitRule,
+    carried: Option<crate::publisher::Carried>,
+    now: &str,
+) -> String {
+    let kept = rule.status.as_ref().filter(|status| {
+        carried == Some(crate::publisher::Carried::Current)
+            && status.observed_generation == rule.metadata.generation
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    });
+    kept.and_then(|status| status.bundle_version.clone())
+        .unwrap_or_else(|| now.to_string())
 }
 
 /// The ledger entry naming `rule` as a topic's creator.
@@ -376,14 +415,6 @@ async fn remove_finalizer(api: &Api<SplitRule>, rule: &SplitRule) -> Result<(), 
     )
     .await?;
     Ok(())
-}
-
-fn requeue_pool_peers(ctx: &Context, pool: &str, except: &RuleId) {
-    for peer in ctx.store.state() {
-        if peer.spec.router == pool && rule_id(&peer) != *except {
-            let _ = ctx.requeue.send(ObjectRef::from_obj(&*peer));
-        }
-    }
 }
 
 fn condition_of<'a>(
@@ -435,11 +466,10 @@ async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, Reconcil
     ctx.metrics.forget_rule(&rule_id(&rule).to_string());
     let publication = ctx
         .publisher
-        .publish(&rule.spec.router, &ctx.store, None)
+        .publish_coalesced(&rule.spec.router, &ctx.store)
         .await?;
     if publication.is_some_and(|p| p.changed) {
         ctx.metrics.bundle_publishes.inc();
-        requeue_pool_peers(ctx, &rule.spec.router, &rule_id(&rule));
     }
     if deletion_policy(&rule) != DeletionPolicy::Delete {
         return Ok(Action::await_change());

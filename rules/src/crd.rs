@@ -20,7 +20,8 @@ pub struct SplitRuleStatus {
     /// The target topic as found in Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<TopicStatus>,
-    /// Version of the published bundle that carries this rule.
+    /// The bundle that first published this generation of the rule (later bundles of the pool
+    /// carry it too; the status is not rewritten for them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_version: Option<String>,
 }

@@ -116,10 +116,22 @@ impl Stack {
 
     /// Starts an operator replica (not stored in the stack) with `extra` flags.
     pub fn spawn_operator(&self, identity: &str, extra: &[&str]) -> Process {
+        let mut with_identity = vec!["--identity", identity];
+        with_identity.extend(extra);
+        self.spawn_operator_with(&self.broker.bootstrap, &with_identity, &[])
+    }
+
+    /// Starts an operator replica on `brokers` with `extra` flags and environment.
+    pub fn spawn_operator_with(
+        &self,
+        brokers: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         let args: Vec<String> = [
             "--brokers",
-            &self.broker.bootstrap,
+            brokers,
             "--watch-namespace",
             &self.namespace,
             "--namespace",
@@ -132,18 +144,18 @@ impl Stack {
             "20s",
             "--metrics-addr",
             &metrics_addr,
-            "--identity",
-            identity,
         ]
         .iter()
         .chain(extra)
         .map(|s| s.to_string())
         .collect();
+        let mut env = env.to_vec();
+        env.push(("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap()));
         let mut child = ChildProcess::spawn_with_env(
             &workspace_binary("streamsplit-operator"),
             &args,
             &log_path("operator"),
-            &[("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap())],
+            &env,
         )
         .unwrap();
         wait_until("the operator's /readyz", Duration::from_secs(30), || {
