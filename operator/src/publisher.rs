@@ -65,13 +65,16 @@ pub struct BundlePublisher {
     lock: Mutex<()>,
     /// Validation verdict per rule uid and generation: a spec cannot change without its
     /// generation changing, so each generation is compiled and tested once, not on every publish.
-    validity: std::sync::Mutex<HashMap<String, (Option<i64>, Result<(), RuleError>)>>,
+    validity: std::sync::Mutex<HashMap<String, Verdict>>,
     /// The reconciler's latest word on each rule's target topic (uid: generation, ready); rules
     /// not reconciled yet by this process fall back to their status.
     topic_ready: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
     /// Reconciles waiting for the next publication of each pool.
     waiting: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
 }
+
+/// A rule generation's validation result.
+type Verdict = (Option<i64>, Result<(), RuleError>);
 
 /// A reconcile waiting for its pool's next publication.
 type Waiter = tokio::sync::oneshot::Sender<Result<Option<Publication>, PublishError>>;
