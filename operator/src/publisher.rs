@@ -23,7 +23,9 @@ use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::SplitRule;
-use streamsplit_rules::{RuleBundle, RuleDefinition, RuleError, RuleId, BUNDLE_FILE_NAME};
+use streamsplit_rules::{
+    bundle_shards, RuleBundle, RuleDefinition, RuleError, RuleId, BUNDLE_FILE_NAME,
+};
 use tokio::sync::Mutex;
 
 use crate::policy::PoolDirectory;
@@ -35,6 +37,27 @@ pub const FIELD_MANAGER: &str = "streamsplit-operator";
 pub const POOL_LABEL: &str = "streamsplit.io/pool";
 /// Annotation repeating the bundle version, for humans and tools.
 pub const VERSION_ANNOTATION: &str = "streamsplit.io/bundle-version";
+/// Largest bundle written as one file (`bundle/v1`) in the pool's ConfigMap; larger bundles are
+/// sharded (`bundle/v2`), well before the apiserver's 1 MiB object limit.
+pub const INLINE_BUNDLE_BYTES: usize = 512 * 1024;
+/// Most shards of one pool's bundle: the hard capacity of a pool (about 16 × 700 KiB of
+/// compressed rules; over 200 000 rules of typical size). The chart mounts this many.
+pub const MAX_BUNDLE_SHARDS: usize = 16;
+
+/// A bundle as it is written: one file, or a manifest and its shards.
+enum Encoded {
+    OneFile(String),
+    Sharded(bundle_shards::ShardedBundle),
+}
+
+fn encode(bundle: &RuleBundle) -> Encoded {
+    let one_file = bundle.to_json();
+    if one_file.len() <= INLINE_BUNDLE_BYTES {
+        Encoded::OneFile(one_file)
+    } else {
+        Encoded::Sharded(bundle_shards::split(bundle))
+    }
+}
 
 /// How a rule is carried by its pool's bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +66,9 @@ pub enum Carried {
     Current,
     /// Its previously published version (the current one is not publishable).
     Previous,
+    /// Not at all: the pool's bundle is full (more than [`MAX_BUNDLE_SHARDS`] shards); the
+    /// newest rules are left out.
+    PoolFull,
 }
 
 /// Result of publishing a pool.
@@ -71,6 +97,8 @@ pub struct BundlePublisher {
     topic_ready: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
     /// Reconciles waiting for the next publication of each pool.
     waiting: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
+    /// The last sharded bundle written per pool, so publishing does not read every shard back.
+    last_sharded: std::sync::Mutex<HashMap<String, RuleBundle>>,
 }
 
 /// A rule generation's validation result.
@@ -137,6 +165,7 @@ impl BundlePublisher {
             validity: std::sync::Mutex::new(HashMap::new()),
             topic_ready: std::sync::Mutex::new(HashMap::new()),
             waiting: std::sync::Mutex::new(HashMap::new()),
+            last_sharded: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -161,7 +190,11 @@ impl BundlePublisher {
         else {
             return Ok(None);
         };
-        match RuleBundle::parse(text.as_bytes()) {
+        let parsed = match bundle_shards::api_version_of(text.as_bytes()).as_deref() {
+            Some(bundle_shards::SHARDED_API_VERSION) => self.read_sharded(pool, text).await?,
+            _ => RuleBundle::parse(text.as_bytes()).map_err(|e| e.to_string()),
+        };
+        match parsed {
             Ok(bundle) => Ok(Some(bundle)),
             Err(error) => {
                 tracing::warn!(pool, %error, "published bundle is unreadable; it will be replaced");
@@ -170,17 +203,61 @@ impl BundlePublisher {
         }
     }
 
+    /// The published sharded bundle, from the last publication when its version is the
+    /// manifest's, else read back from the shard ConfigMaps.
+    async fn read_sharded(
+        &self,
+        pool: &str,
+        manifest: &str,
+    ) -> Result<Result<RuleBundle, String>, kube::Error> {
+        let manifest = match bundle_shards::parse_manifest(manifest.as_bytes()) {
+            Ok(manifest) => manifest,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        if let Some(bundle) = self
+            .last_sharded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pool)
+            .filter(|b| b.version == manifest.version)
+        {
+            return Ok(Ok(bundle.clone()));
+        }
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        for index in 0..manifest.shards.len() {
+            if let Some(configmap) = self.api().get_opt(&self.shard_name(pool, index)).await? {
+                for (key, value) in configmap.binary_data.unwrap_or_default() {
+                    files.insert(key, value.0);
+                }
+            }
+        }
+        Ok(bundle_shards::assemble(&manifest, |file| {
+            files
+                .get(file)
+                .cloned()
+                .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+        })
+        .map_err(|e| e.to_string()))
+    }
+
+    /// ConfigMap name of shard `index` of a pool's bundle.
+    pub fn shard_name(&self, pool: &str, index: usize) -> String {
+        format!("{}{pool}-shard-{index}", self.prefix)
+    }
+
     /// Pools that have a bundle ConfigMap.
     pub async fn published_pools(&self) -> Result<Vec<String>, kube::Error> {
         let list = self
             .api()
             .list(&kube::api::ListParams::default().labels(POOL_LABEL))
             .await?;
-        Ok(list
+        // Shard ConfigMaps carry the label too: one entry per pool.
+        let pools: std::collections::BTreeSet<String> = list
             .items
             .iter()
             .filter_map(|cm| cm.labels().get(POOL_LABEL).cloned())
-            .collect())
+            .collect();
+        Ok(pools.into_iter().collect())
     }
 
     /// Compiles the rule and runs its tests (off the async runtime, bounded in time), once per
@@ -330,12 +407,50 @@ impl BundlePublisher {
             }
         }
         self.forget_deleted(store);
-        let bundle = RuleBundle::build(pool, definitions);
+        let mut bundle = RuleBundle::build(pool, definitions);
+        let mut encoded = encode(&bundle);
+        // Over capacity: leave out the newest rules (by creation) until the rest fits.
+        while let Encoded::Sharded(sharded) = &encoded {
+            let shards = sharded.shards.len();
+            if shards <= MAX_BUNDLE_SHARDS {
+                break;
+            }
+            let keep = bundle.rules.len() * MAX_BUNDLE_SHARDS * 9 / (shards * 10);
+            let created: HashMap<RuleId, Option<String>> = store
+                .state()
+                .iter()
+                .map(|r| {
+                    let at = r
+                        .metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string());
+                    (rule_id(r), at)
+                })
+                .collect();
+            let mut by_age: Vec<RuleDefinition> = bundle.rules.clone();
+            by_age.sort_by(|a, b| {
+                let key =
+                    |r: &RuleDefinition| (created.get(&r.id).cloned().flatten(), r.id.clone());
+                key(a).cmp(&key(b))
+            });
+            for left_out in by_age.split_off(keep) {
+                carried.insert(left_out.id, Carried::PoolFull);
+            }
+            tracing::warn!(
+                pool,
+                shards,
+                kept = keep,
+                "pool bundle over capacity; the newest rules are left out"
+            );
+            bundle = RuleBundle::build(pool, by_age);
+            encoded = encode(&bundle);
+        }
         if current
             .as_ref()
             .is_some_and(|c| c.version == bundle.version)
         {
-            self.report_pool(&pool_object, &bundle.version, carried.len())
+            self.report_pool(&pool_object, &bundle.version, bundle.rules.len())
                 .await?;
             return Ok(Some(Publication {
                 version: bundle.version,
@@ -344,7 +459,65 @@ impl BundlePublisher {
             }));
         }
         let name = self.configmap_name(pool);
-        let configmap = json!({
+        let manifest = match encoded {
+            Encoded::OneFile(text) => text,
+            // Shards first: a router that sees the new manifest finds its shards (or waits).
+            Encoded::Sharded(sharded) => {
+                for (index, (file, bytes)) in sharded.shards.into_iter().enumerate() {
+                    let shard = self.bundle_configmap(
+                        &self.shard_name(pool, index),
+                        pool,
+                        &pool_object,
+                        &bundle.version,
+                        json!({
+                            "binaryData": { file: k8s_openapi::ByteString(bytes) },
+                        }),
+                    );
+                    self.apply_configmap(&self.shard_name(pool, index), shard)
+                        .await?;
+                }
+                tracing::info!(
+                    pool,
+                    shards = sharded.manifest.shards.len(),
+                    "bundle split into shards"
+                );
+                let text = serde_json::to_string_pretty(&sharded.manifest).unwrap_or_default();
+                self.last_sharded
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(pool.to_string(), bundle.clone());
+                text
+            }
+        };
+        let configmap = self.bundle_configmap(
+            &name,
+            pool,
+            &pool_object,
+            &bundle.version,
+            json!({ "data": { BUNDLE_FILE_NAME: manifest } }),
+        );
+        self.apply_configmap(&name, configmap).await?;
+        tracing::info!(pool, version = %bundle.version, rules = carried.len(), configmap = %name, "bundle published");
+        self.report_pool(&pool_object, &bundle.version, bundle.rules.len())
+            .await?;
+        Ok(Some(Publication {
+            version: bundle.version,
+            changed: true,
+            carried,
+        }))
+    }
+
+    /// A bundle or shard ConfigMap: labelled with its pool, owned by the RouterPool (deleting
+    /// the pool garbage-collects it), `content` adding `data` or `binaryData`.
+    fn bundle_configmap(
+        &self,
+        name: &str,
+        pool: &str,
+        pool_object: &RouterPool,
+        version: &str,
+        content: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut configmap = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -355,7 +528,7 @@ impl BundlePublisher {
                     "app.kubernetes.io/managed-by": FIELD_MANAGER,
                     "app.kubernetes.io/part-of": "streamsplit",
                 },
-                "annotations": { VERSION_ANNOTATION: bundle.version },
+                "annotations": { VERSION_ANNOTATION: version },
                 "ownerReferences": [{
                     "apiVersion": streamsplit_rules::spec::API_VERSION,
                     "kind": "RouterPool",
@@ -365,23 +538,26 @@ impl BundlePublisher {
                     "blockOwnerDeletion": false,
                 }],
             },
-            "data": { BUNDLE_FILE_NAME: bundle.to_json() },
         });
+        if let (Some(target), Some(fields)) = (configmap.as_object_mut(), content.as_object()) {
+            target.extend(fields.clone());
+        }
+        configmap
+    }
+
+    async fn apply_configmap(
+        &self,
+        name: &str,
+        configmap: serde_json::Value,
+    ) -> Result<(), kube::Error> {
         self.api()
             .patch(
-                &name,
+                name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(configmap),
             )
-            .await?;
-        tracing::info!(pool, version = %bundle.version, rules = carried.len(), configmap = %name, "bundle published");
-        self.report_pool(&pool_object, &bundle.version, carried.len())
-            .await?;
-        Ok(Some(Publication {
-            version: bundle.version,
-            changed: true,
-            carried,
-        }))
+            .await
+            .map(drop)
     }
 
     /// Writes the pool's status when it differs from what is published.

@@ -155,6 +155,18 @@ pub fn desired_status(
             generation,
             old,
         ),
+        (Ok(()), true, Some(Carried::PoolFull)) => condition(
+            "Ready",
+            false,
+            "PoolFull",
+            format!(
+                "router pool {} is full: its bundle would need more than {} shards; the newest rules are left out until others are deleted or moved to another pool",
+                verdict.pool,
+                crate::publisher::MAX_BUNDLE_SHARDS
+            ),
+            generation,
+            old,
+        ),
         (Ok(()), true, _) => condition(
             "Ready",
             false,

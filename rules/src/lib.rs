@@ -2,6 +2,7 @@
 //! is validated, compiled and evaluated by exactly the same code everywhere.
 
 pub mod bundle;
+pub mod bundle_shards;
 pub mod client_properties;
 pub mod condition;
 #[cfg(feature = "kube")]

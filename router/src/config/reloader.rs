@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use streamsplit_rules::{EvalMode, ProtectedTopics, RuleBundle, BUNDLE_FILE_NAME};
+use streamsplit_rules::bundle_shards::{
+    api_version_of, assemble, parse_manifest, ShardError, SHARDED_API_VERSION,
+};
+use streamsplit_rules::{BundleError, EvalMode, ProtectedTopics, RuleBundle, BUNDLE_FILE_NAME};
 
 use super::fallback::FallbackStore;
 use crate::run::live_rules::LiveRules;
@@ -129,13 +132,19 @@ impl Reloader {
             return;
         }
         self.last_digest = Some(digest);
-        match RuleBundle::parse(&bytes) {
-            Ok(bundle) => {
+        let parsed = match api_version_of(&bytes).as_deref() {
+            Some(SHARDED_API_VERSION) => self.assemble_shards(&bytes),
+            _ => RuleBundle::parse(&bytes).map(|bundle| Some((bundle, bytes.clone()))),
+        };
+        match parsed {
+            // Shards not all synced yet: keep the current rules, look again at the next poll.
+            Ok(None) => self.last_digest = None,
+            Ok(Some((bundle, raw))) => {
                 let live_version = self.router.rules.load().version.clone();
                 if self.source == Some(Source::Mounted) && bundle.version == live_version {
                     return;
                 }
-                self.apply(bundle, &bytes, Source::Mounted);
+                self.apply(bundle, &raw, Source::Mounted);
             }
             Err(error) => {
                 self.router
@@ -145,6 +154,29 @@ impl Reloader {
                     .inc();
                 tracing::error!(path = %path.display(), %error, "bundle rejected; keeping the current rules");
             }
+        }
+    }
+
+    /// A sharded bundle (`streamsplit.io/bundle/v2`): the manifest's shards from the config
+    /// directory, each checked against its digest. `Ok(None)` while the kubelet has not synced
+    /// every shard; the bytes returned are the assembled bundle in the one-file format, which is
+    /// what the fallback copy keeps.
+    fn assemble_shards(
+        &self,
+        manifest_bytes: &[u8],
+    ) -> Result<Option<(RuleBundle, Vec<u8>)>, BundleError> {
+        let manifest = parse_manifest(manifest_bytes)?;
+        match assemble(&manifest, |file| std::fs::read(self.config_dir.join(file))) {
+            Ok(bundle) => {
+                let raw = bundle.to_json().into_bytes();
+                Ok(Some((bundle, raw)))
+            }
+            Err(error) if error.is_transient() => {
+                tracing::info!(version = %manifest.version, %error, "waiting for every shard of the bundle; keeping the current rules");
+                Ok(None)
+            }
+            Err(ShardError::Invalid(error)) => Err(error),
+            Err(error) => Err(BundleError::Malformed(error.to_string())),
         }
     }
 
