@@ -72,10 +72,23 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot run kubectl")?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input.as_bytes())?;
-        }
+        // Fed from a thread of its own: kubectl answers while it reads, and a parent that wrote
+        // everything first would deadlock once kubectl filled the stdout pipe.
+        let feeder = match (input, child.stdin.take()) {
+            (Some(input), Some(mut stdin)) => {
+                let input = input.to_string();
+                Some(std::thread::spawn(move || {
+                    stdin.write_all(input.as_bytes())
+                }))
+            }
+            _ => None,
+        };
         let output = child.wait_with_output()?;
+        if let Some(feeder) = feeder {
+            feeder
+                .join()
+                .map_err(|_| anyhow::anyhow!("the kubectl stdin thread panicked"))??;
+        }
         anyhow::ensure!(
             output.status.success(),
             "kubectl {} failed: {}",
@@ -100,8 +113,9 @@ impl Cluster {
         self.kubectl(&["create", "namespace", name]).map(|_| ())
     }
 
-    /// Mirrors ConfigMap `namespace/name` into `dir` the way the kubelet does (timestamped
-    /// directory + atomic `..data` swap), polling every 200 ms until the returned guard drops.
+    /// Mirrors ConfigMap `namespace/name` and its bundle shards (`name-shard-N`) into `dir` the
+    /// way the kubelet projects them into one volume (timestamped directory + atomic `..data`
+    /// swap), polling every 200 ms until the returned guard drops.
     pub fn project_configmap(
         &'static self,
         namespace: &str,
@@ -113,26 +127,43 @@ impl Cluster {
         let (namespace, name, flag) = (namespace.to_string(), name.to_string(), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             let mut seen = String::new();
+            let shard_prefix = format!("{name}-shard-");
             while !flag.load(Ordering::SeqCst) {
-                if let Some(configmap) = self.get_json(&["configmap", "-n", &namespace, &name]) {
-                    let version = configmap["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    if version != seen {
-                        let files: Vec<(String, String)> = configmap["data"]
-                            .as_object()
-                            .map(|d| {
-                                d.iter()
-                                    .map(|(k, v)| {
-                                        (k.clone(), v.as_str().unwrap_or_default().to_string())
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                if let Some(list) = self.get_json(&["configmap", "-n", &namespace]) {
+                    let projected: Vec<&serde_json::Value> = list["items"]
+                        .as_array()
+                        .map(|items| {
+                            items
+                                .iter()
+                                .filter(|cm| {
+                                    cm["metadata"]["name"]
+                                        .as_str()
+                                        .is_some_and(|n| n == name || n.starts_with(&shard_prefix))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let version: String = projected
+                        .iter()
+                        .map(|cm| {
+                            format!(
+                                "{}={};",
+                                cm["metadata"]["name"].as_str().unwrap_or_default(),
+                                cm["metadata"]["resourceVersion"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    if version != seen
+                        && projected
+                            .iter()
+                            .any(|cm| cm["metadata"]["name"] == name.as_str())
+                    {
+                        let files = configmap_files(&projected);
                         let refs: Vec<(&str, &[u8])> = files
                             .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+                            .map(|(k, v)| (k.as_str(), v.as_slice()))
                             .collect();
                         if volume.publish(&refs).is_ok() {
                             seen = version;
@@ -147,6 +178,27 @@ impl Cluster {
             thread: Some(thread),
         })
     }
+}
+
+/// The files ConfigMaps project: `data` as text, `binaryData` decoded from base64.
+fn configmap_files(configmaps: &[&serde_json::Value]) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    let mut files = Vec::new();
+    for configmap in configmaps {
+        for (key, value) in configmap["data"].as_object().into_iter().flatten() {
+            files.push((
+                key.clone(),
+                value.as_str().unwrap_or_default().as_bytes().to_vec(),
+            ));
+        }
+        for (key, value) in configmap["binaryData"].as_object().into_iter().flatten() {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(value.as_str().unwrap_or_default())
+                .unwrap_or_default();
+            files.push((key.clone(), decoded));
+        }
+    }
+    files
 }
 
 /// Stops the projection when dropped.

@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// Identity in the Lease (default: the pod name or host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Uncompressed bytes of rules per bundle shard (bundles over 512 KiB are sharded).
+    #[arg(long, hide = true, default_value_t = streamsplit_rules::bundle_shards::TARGET_RAW_SHARD_BYTES)]
+    pub bundle_shard_target_bytes: usize,
     /// Lease duration: how long a dead leader blocks a takeover.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,

@@ -52,6 +52,8 @@ pub struct ControllerSettings {
     pub resync_interval: Duration,
     /// Event reporter instance (pod name).
     pub identity: String,
+    /// Uncompressed bytes of rules per bundle shard.
+    pub shard_target: usize,
 }
 
 /// Runs until `shutdown` resolves.
@@ -115,7 +117,8 @@ pub async fn run(
             settings.namespace.clone(),
             settings.configmap_prefix.clone(),
             pools.clone(),
-        ),
+        )
+        .with_shard_target(settings.shard_target),
         pools,
         owners: TopicOwners::new(
             client.clone(),

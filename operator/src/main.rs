@@ -163,6 +163,7 @@ async fn run(args: RunArgs) -> ExitCode {
         topic_deletion_timeout: args.topic_deletion_timeout,
         resync_interval: args.resync_interval,
         identity,
+        shard_target: args.bundle_shard_target_bytes,
     };
     tracing::info!(namespace = %args.namespace, watch = ?args.watch_namespace, "reconciling SplitRules");
     let lost_lease = async {

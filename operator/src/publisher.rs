@@ -50,12 +50,12 @@ enum Encoded {
     Sharded(bundle_shards::ShardedBundle),
 }
 
-fn encode(bundle: &RuleBundle) -> Encoded {
+fn encode(bundle: &RuleBundle, shard_target: usize) -> Encoded {
     let one_file = bundle.to_json();
     if one_file.len() <= INLINE_BUNDLE_BYTES {
         Encoded::OneFile(one_file)
     } else {
-        Encoded::Sharded(bundle_shards::split(bundle))
+        Encoded::Sharded(bundle_shards::split_with(bundle, shard_target))
     }
 }
 
@@ -99,6 +99,8 @@ pub struct BundlePublisher {
     waiting: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
     /// The last sharded bundle written per pool, so publishing does not read every shard back.
     last_sharded: std::sync::Mutex<HashMap<String, RuleBundle>>,
+    /// Uncompressed bytes of rules per shard.
+    shard_target: usize,
 }
 
 /// A rule generation's validation result.
@@ -166,7 +168,14 @@ impl BundlePublisher {
             topic_ready: std::sync::Mutex::new(HashMap::new()),
             waiting: std::sync::Mutex::new(HashMap::new()),
             last_sharded: std::sync::Mutex::new(HashMap::new()),
+            shard_target: bundle_shards::TARGET_RAW_SHARD_BYTES,
         }
+    }
+
+    /// Aims at `bytes` of uncompressed rules per shard of a sharded bundle.
+    pub fn with_shard_target(mut self, bytes: usize) -> Self {
+        self.shard_target = bytes.max(1);
+        self
     }
 
     /// ConfigMap name of a pool.
@@ -247,9 +256,10 @@ impl BundlePublisher {
 
     /// Pools that have a bundle ConfigMap.
     pub async fn published_pools(&self) -> Result<Vec<String>, kube::Error> {
+        // Metadata only: shard ConfigMaps are large.
         let list = self
             .api()
-            .list(&kube::api::ListParams::default().labels(POOL_LABEL))
+            .list_metadata(&kube::api::ListParams::default().labels(POOL_LABEL))
             .await?;
         // Shard ConfigMaps carry the label too: one entry per pool.
         let pools: std::collections::BTreeSet<String> = list
@@ -340,10 +350,12 @@ impl BundlePublisher {
                 armed: true,
             };
             tokio::time::sleep(COALESCE_WINDOW).await;
+            // Whoever arrived while an earlier publication held the lock joins this one.
+            let _serialised = self.lock.lock().await;
             let waiters = self.take_waiters(pool);
             guard.armed = false;
             let result = self
-                .publish(pool, store)
+                .publish_serialised(pool, store)
                 .await
                 .map_err(|e| PublishError(e.to_string()));
             for waiter in waiters {
@@ -382,6 +394,15 @@ impl BundlePublisher {
         store: &Store<SplitRule>,
     ) -> Result<Option<Publication>, kube::Error> {
         let _serialised = self.lock.lock().await;
+        self.publish_serialised(pool, store).await
+    }
+
+    /// [`BundlePublisher::publish`] for a caller holding `self.lock`.
+    async fn publish_serialised(
+        &self,
+        pool: &str,
+        store: &Store<SplitRule>,
+    ) -> Result<Option<Publication>, kube::Error> {
         let Some(pool_object) = self.pools.get(pool) else {
             tracing::debug!(pool, "no RouterPool of that name: no bundle published");
             return Ok(None);
@@ -408,7 +429,7 @@ impl BundlePublisher {
         }
         self.forget_deleted(store);
         let mut bundle = RuleBundle::build(pool, definitions);
-        let mut encoded = encode(&bundle);
+        let mut encoded = encode(&bundle, self.shard_target);
         // Over capacity: leave out the newest rules (by creation) until the rest fits.
         while let Encoded::Sharded(sharded) = &encoded {
             let shards = sharded.shards.len();
@@ -444,7 +465,7 @@ impl BundlePublisher {
                 "pool bundle over capacity; the newest rules are left out"
             );
             bundle = RuleBundle::build(pool, by_age);
-            encoded = encode(&bundle);
+            encoded = encode(&bundle, self.shard_target);
         }
         if current
             .as_ref()

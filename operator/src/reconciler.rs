@@ -277,8 +277,10 @@ async fn apply(
         }
         publication
     };
-    let spec_changed =
-        rule.status.as_ref().and_then(|s| s.observed_generation) != rule.metadata.generation;
+    // A rule with no status yet was never published anywhere: nothing to leave.
+    let spec_changed = rule.status.as_ref().is_some_and(|s| {
+        s.observed_generation.is_some() && s.observed_generation != rule.metadata.generation
+    });
     if spec_changed {
         leave_other_pools(ctx, &rule.spec.router, &id).await?;
     }

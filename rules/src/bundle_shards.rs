@@ -24,8 +24,9 @@ pub const SHARDED_API_VERSION: &str = "streamsplit.io/bundle/v2";
 pub const MAX_SHARD_BYTES: usize = 700 * 1024;
 /// Largest decompressed shard a router accepts (a defence against a crafted ConfigMap).
 pub const MAX_SHARD_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
-/// Uncompressed JSON per shard the splitter aims for before compressing.
-const TARGET_RAW_SHARD_BYTES: usize = 2 * 1024 * 1024;
+/// Uncompressed JSON per shard the splitter aims for before compressing (rule JSON compresses
+/// about 5 to 10 times, so a shard stays well under [`MAX_SHARD_BYTES`]).
+pub const TARGET_RAW_SHARD_BYTES: usize = 4 * 1024 * 1024;
 
 /// The manifest: which shards make the bundle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,12 +87,17 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// Splits `bundle` into shards of at most [`MAX_SHARD_BYTES`] compressed each.
 pub fn split(bundle: &RuleBundle) -> ShardedBundle {
+    split_with(bundle, TARGET_RAW_SHARD_BYTES)
+}
+
+/// [`split`] aiming at `target_raw` bytes of uncompressed JSON per shard.
+pub fn split_with(bundle: &RuleBundle, target_raw: usize) -> ShardedBundle {
     let mut groups: Vec<&[RuleDefinition]> = Vec::new();
     let mut start = 0;
     let mut size = 0;
     for (index, rule) in bundle.rules.iter().enumerate() {
         size += serde_json::to_vec(rule).map(|v| v.len()).unwrap_or(0) + 1;
-        if size >= TARGET_RAW_SHARD_BYTES {
+        if size >= target_raw {
             groups.push(&bundle.rules[start..=index]);
             start = index + 1;
             size = 0;
