@@ -437,24 +437,20 @@ impl BundlePublisher {
                 break;
             }
             let keep = bundle.rules.len() * MAX_BUNDLE_SHARDS * 9 / (shards * 10);
-            let created: HashMap<RuleId, Option<String>> = store
+            // Timestamps, not their text: RFC 3339 strings with and without fractions of a
+            // second do not sort by time.
+            let created: HashMap<RuleId, Option<k8s_openapi::jiff::Timestamp>> = store
                 .state()
                 .iter()
                 .map(|r| {
-                    let at = r
-                        .metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.to_string());
-                    (rule_id(r), at)
+                    (
+                        rule_id(r),
+                        r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    )
                 })
                 .collect();
             let mut by_age: Vec<RuleDefinition> = bundle.rules.clone();
-            by_age.sort_by(|a, b| {
-                let key =
-                    |r: &RuleDefinition| (created.get(&r.id).cloned().flatten(), r.id.clone());
-                key(a).cmp(&key(b))
-            });
+            by_age.sort_by_cached_key(|r| (created.get(&r.id).copied().flatten(), r.id.clone()));
             for left_out in by_age.split_off(keep) {
                 carried.insert(left_out.id, Carried::PoolFull);
             }

@@ -52,11 +52,6 @@ impl ProtectedTopics {
             None => Ok(()),
         }
     }
-
-    /// Whether nothing is protected.
-    pub fn is_empty(&self) -> bool {
-        self.roles.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -171,12 +171,12 @@ impl Reloader {
                 let raw = bundle.to_json().into_bytes();
                 Ok(Some((bundle, raw)))
             }
-            Err(error) if error.is_transient() => {
+            Err(ShardError::Invalid(error)) => Err(error),
+            // Missing or stale: the kubelet has not synced every shard yet.
+            Err(error) => {
                 tracing::info!(version = %manifest.version, %error, "waiting for every shard of the bundle; keeping the current rules");
                 Ok(None)
             }
-            Err(ShardError::Invalid(error)) => Err(error),
-            Err(error) => Err(BundleError::Malformed(error.to_string())),
         }
     }
 
