@@ -86,7 +86,7 @@ done
 deployments="$(kubectl get deployment -n "$ns" -o name)"
 grep -q router-default <<<"$deployments"
 
-if [ -n "${STREAMSPLIT_TEST_BROKERS:-}" ] && [ -x target/debug/streamsplit-operator ]; then
+if [ -n "${STREAMSPLIT_TEST_BROKERS:-}" ] && [ -x target/debug/streamsplit-operator ] && [ -x target/debug/streamsplit-router ]; then
   step "the operator works with exactly the chart's RBAC (impersonating its ServiceAccount)"
   streamsplit-python - "$KUBECONFIG" "$OUT/operator-kubeconfig" "system:serviceaccount:$ns:streamsplit-operator" <<'PY'
 import sys, yaml
@@ -113,10 +113,44 @@ RULE
     exit 1
   fi
   kubectl get configmap streamsplit-rules-default -n "$ns" -o name >&2
-  if grep -qi "forbidden" "$OUT/operator.log"; then
-    echo "chart-checks: the operator hit RBAC denials:" >&2; grep -i -m5 forbidden "$OUT/operator.log" >&2; exit 1
+
+  step "a router reports its roll-out with exactly the chart's RBAC, and can do nothing else"
+  router_sa="system:serviceaccount:$ns:streamsplit-router"
+  streamsplit-python - "$KUBECONFIG" "$OUT/router-kubeconfig" "$router_sa" <<'PY'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+for user in config["users"]:
+    user["user"]["as"] = sys.argv[3]
+yaml.safe_dump(config, open(sys.argv[2], "w"))
+PY
+  mkdir -p "$OUT/router-bundle"
+  kubectl get configmap streamsplit-rules-default -n "$ns" -o jsonpath='{.data.bundle\.json}' > "$OUT/router-bundle/bundle.json"
+  source_topic="$(kubectl get routerpool default -n "$ns" -o jsonpath='{.spec.sourceTopics[0]}')"
+  exception_topic="$(kubectl get routerpool default -n "$ns" -o jsonpath='{.spec.exceptionTopic}')"
+  KUBECONFIG="$OUT/router-kubeconfig" target/debug/streamsplit-router run --brokers "$STREAMSPLIT_TEST_BROKERS" \
+    --source-topic "$source_topic" --group "chart-check-$$" --exception-topic "$exception_topic" \
+    --config-dir "$OUT/router-bundle" --metrics-addr 127.0.0.1:0 --rollout-lease-namespace "$ns" \
+    --pool default --instance-id chart-check-router --rollout-lease-interval 1s \
+    > "$OUT/router.log" 2>&1 &
+  router_pid=$!
+  trap 'kubectl delete namespace "$ns" "$rules_ns" --wait=false >/dev/null 2>&1 || true; kill "${op_pid:-0}" "${router_pid:-0}" 2>/dev/null || true' EXIT
+  if ! kubectl wait --for condition=RolledOut "splitrule/rbac-check" -n "$rules_ns" --timeout 60s >&2; then
+    tail -30 "$OUT/router.log" "$OUT/operator.log" >&2
+    exit 1
   fi
-  kill "$op_pid"
+  kubectl get splitrule rbac-check -n "$rules_ns" >&2
+  for denied in "list leases" "watch leases" "get configmaps" "get secrets" "list splitrules" "get routerpools"; do
+    # shellcheck disable=SC2086
+    if [ "$(kubectl auth can-i $denied -n "$ns" --as "$router_sa" 2>/dev/null || true)" = "yes" ]; then
+      echo "chart-checks: the router's ServiceAccount may $denied" >&2; exit 1
+    fi
+  done
+  for log in operator router; do
+    if grep -qi "forbidden" "$OUT/$log.log"; then
+      echo "chart-checks: the $log hit RBAC denials:" >&2; grep -i -m5 forbidden "$OUT/$log.log" >&2; exit 1
+    fi
+  done
+  kill "$op_pid" "$router_pid"
 fi
 
 step "namespace users get SplitRules through the built-in edit and view roles (impersonated)"

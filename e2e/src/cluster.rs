@@ -126,10 +126,20 @@ impl Cluster {
         let stop = Arc::new(AtomicBool::new(false));
         let (namespace, name, flag) = (namespace.to_string(), name.to_string(), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
+            // Like the kubelet, but cheap enough for pools of many megabytes: the small manifest
+            // ConfigMap is polled, and the shards are read only when it changed (the operator
+            // writes shards before the manifest that names them).
             let mut seen = String::new();
             let shard_prefix = format!("{name}-shard-");
             while !flag.load(Ordering::SeqCst) {
-                if let Some(list) = self.get_json(&["configmap", "-n", &namespace]) {
+                let manifest_version = self
+                    .get_json(&["configmap", "-n", &namespace, &name])
+                    .and_then(|cm| cm["metadata"]["resourceVersion"].as_str().map(String::from));
+                let changed = manifest_version.as_ref().filter(|v| **v != seen);
+                if let (Some(version), Some(list)) = (
+                    changed,
+                    changed.and_then(|_| self.get_json(&["configmap", "-n", &namespace])),
+                ) {
                     let projected: Vec<&serde_json::Value> = list["items"]
                         .as_array()
                         .map(|items| {
@@ -143,31 +153,13 @@ impl Cluster {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    let version: String = projected
+                    let files = configmap_files(&projected);
+                    let refs: Vec<(&str, &[u8])> = files
                         .iter()
-                        .map(|cm| {
-                            format!(
-                                "{}={};",
-                                cm["metadata"]["name"].as_str().unwrap_or_default(),
-                                cm["metadata"]["resourceVersion"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                            )
-                        })
+                        .map(|(k, v)| (k.as_str(), v.as_slice()))
                         .collect();
-                    if version != seen
-                        && projected
-                            .iter()
-                            .any(|cm| cm["metadata"]["name"] == name.as_str())
-                    {
-                        let files = configmap_files(&projected);
-                        let refs: Vec<(&str, &[u8])> = files
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_slice()))
-                            .collect();
-                        if volume.publish(&refs).is_ok() {
-                            seen = version;
-                        }
+                    if volume.publish(&refs).is_ok() {
+                        seen = version.clone();
                     }
                 }
                 std::thread::sleep(Duration::from_millis(200));

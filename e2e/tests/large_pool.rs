@@ -137,4 +137,42 @@ fn a_pool_beyond_one_configmap_is_sharded_assembled_and_follows_an_edit() {
         .unwrap();
     stack.wait_routed();
     assert_eq!(stack.count(&topics[last % TOPICS]), 2);
+
+    // Every rule deleted at once: the bundle shrinks back into one ConfigMap, and the shards it
+    // no longer names are deleted.
+    stack
+        .cluster
+        .kubectl(&[
+            "delete",
+            "--raw",
+            &format!(
+                "/apis/streamsplit.io/v1alpha1/namespaces/{}/splitrules",
+                stack.namespace
+            ),
+        ])
+        .unwrap();
+    wait_until(
+        "the shard ConfigMaps deleted",
+        Duration::from_secs(60),
+        || {
+            let names = stack
+                .cluster
+                .kubectl(&[
+                    "get",
+                    "configmaps",
+                    "-n",
+                    &stack.namespace,
+                    "-l",
+                    &format!("streamsplit.io/pool={POOL}"),
+                    "-o",
+                    "name",
+                ])
+                .ok()?;
+            (names.trim() == format!("configmap/{}", stack.configmap_name())).then_some(())
+        },
+    )
+    .unwrap();
+    let (_, bundle) = stack.bundle().unwrap();
+    assert_eq!(bundle["apiVersion"], "streamsplit.io/bundle/v1", "{bundle}");
+    assert_eq!(bundle["rules"].as_array().map(Vec::len), Some(0));
 }

@@ -462,3 +462,25 @@ fn a_rule_moved_to_another_pool_leaves_the_old_bundle_at_once() {
     .unwrap();
     stack.wait_ready("mover", "True");
 }
+
+#[test]
+fn a_topic_deleted_behind_the_operators_back_is_created_again_by_the_drift_check() {
+    let mut stack = Stack::start();
+    let topic = unique_name("drift");
+    stack.operator =
+        Some(stack.spawn_operator("operator-under-test", &["--resync-interval", "2s"]));
+    stack.apply(&rule_yaml("drifting", "true", &topic, ""));
+    stack.wait_ready("drifting", "True");
+    stack.broker.delete_topic(&topic).unwrap();
+    wait_until("the topic deleted", Duration::from_secs(20), || {
+        stack.broker.high_watermarks(&topic).is_err().then_some(())
+    })
+    .unwrap();
+    // Nothing about the rule changed: only the pool-level drift check can bring the topic back.
+    wait_until("the topic created again", Duration::from_secs(30), || {
+        let partitions = stack.broker.high_watermarks(&topic).ok()?;
+        (!partitions.is_empty()).then_some(())
+    })
+    .unwrap();
+    stack.wait_ready("drifting", "True");
+}

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use streamsplit_rules::crd::SplitRule;
@@ -81,7 +81,7 @@ pub async fn run(
         Api::namespaced(client.clone(), &settings.namespace),
         pool_writer,
         pools_tx.clone(),
-        requeue_tx,
+        requeue_tx.clone(),
         reader.clone(),
     ));
 
@@ -105,6 +105,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
 
+    let rollouts = Arc::new(crate::rollout::Rollouts::default());
     let reporter = Reporter {
         controller: "streamsplit-operator".into(),
         instance: Some(settings.identity.clone()),
@@ -118,7 +119,8 @@ pub async fn run(
             settings.configmap_prefix.clone(),
             pools.clone(),
         )
-        .with_shard_target(settings.shard_target),
+        .with_shard_target(settings.shard_target)
+        .with_rollouts(Arc::clone(&rollouts)),
         pools,
         owners: TopicOwners::new(
             client.clone(),
@@ -126,14 +128,20 @@ pub async fn run(
             &settings.configmap_prefix,
         ),
         store: reader.clone(),
-        recorder: Recorder::new(client, reporter),
+        recorder: Recorder::new(client.clone(), reporter),
         metrics: health.metrics.clone(),
         topic_deletion_timeout: settings.topic_deletion_timeout,
         failures: Mutex::new(HashMap::new()),
+        rollouts,
     });
 
     tokio::spawn(publish_pools(pools_rx, Arc::clone(&context)));
-    tokio::spawn(resync(pools_tx, settings.resync_interval));
+    tokio::spawn(resync(
+        pools_tx,
+        requeue_tx,
+        Arc::clone(&context),
+        settings.resync_interval,
+    ));
     // Rules are judged against their pools: never before the pools are known, or every rule
     // would flap to "pool does not exist" at start-up.
     if pool_reader.wait_until_ready().await.is_err() {
@@ -141,6 +149,10 @@ pub async fn run(
         return;
     }
     health.started.store(true, Ordering::Release);
+    tokio::spawn(crate::rollout::watch_routers(
+        Api::namespaced(client.clone(), &settings.namespace),
+        Arc::clone(&context),
+    ));
 
     Controller::for_stream(stream, reader)
         .reconcile_on(UnboundedReceiverStream::new(requeue_rx))
@@ -154,7 +166,16 @@ pub async fn run(
         .await;
 }
 
-async fn resync(pools: mpsc::UnboundedSender<Option<String>>, interval: Duration) {
+/// The periodic self-healing pass, at pool level: every pool is recomputed, and one metadata call
+/// finds the rules whose ready topic went away behind the operator's back (or whose spec was never
+/// reconciled); only those are requeued. A per-rule timer would cost one Kafka call per rule per
+/// period (about 170 per second at 50 000 rules and 5 minutes).
+async fn resync(
+    pools: mpsc::UnboundedSender<Option<String>>,
+    requeue: mpsc::UnboundedSender<ObjectRef<SplitRule>>,
+    ctx: Arc<Context>,
+    interval: Duration,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
@@ -162,7 +183,47 @@ async fn resync(pools: mpsc::UnboundedSender<Option<String>>, interval: Duration
         if pools.send(None).is_err() {
             return;
         }
+        let existing = match ctx.topics.existing_topics().await {
+            Ok(existing) => existing,
+            Err(error) => {
+                tracing::warn!(%error, "drift check: cannot list topics");
+                continue;
+            }
+        };
+        let rules = ctx.store.state();
+        for rule in &rules {
+            if !existing.contains(&rule.spec.target_topic) {
+                ctx.topics.forget(&rule.spec.target_topic);
+            }
+        }
+        let drifted = drifted_rules(&rules, &existing);
+        if !drifted.is_empty() {
+            tracing::info!(rules = drifted.len(), "drift check: requeueing rules");
+        }
+        for rule in drifted {
+            let _ = requeue.send(rule);
+        }
     }
+}
+
+/// Rules to reconcile again: their status says the topic is ready but the cluster lacks it, or
+/// their current generation was never observed.
+fn drifted_rules(
+    rules: &[Arc<SplitRule>],
+    existing: &std::collections::HashSet<String>,
+) -> Vec<ObjectRef<SplitRule>> {
+    rules
+        .iter()
+        .filter(|rule| rule.metadata.deletion_timestamp.is_none())
+        .filter(|rule| {
+            let unobserved = rule.status.as_ref().and_then(|s| s.observed_generation)
+                != rule.metadata.generation;
+            let topic_gone = crate::publisher::topic_ready_in_status(rule)
+                && !existing.contains(&rule.spec.target_topic);
+            unobserved || topic_gone
+        })
+        .map(|rule| ObjectRef::from_obj(&**rule))
+        .collect()
 }
 
 /// Republishes pools on request; `None` means every pool (known rules and existing ConfigMaps).
@@ -203,7 +264,7 @@ async fn watch_pools(
     api: Api<RouterPool>,
     writer: reflector::store::Writer<RouterPool>,
     pools: mpsc::UnboundedSender<Option<String>>,
-    requeue: mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<SplitRule>>,
+    requeue: mpsc::UnboundedSender<ObjectRef<SplitRule>>,
     rules: Store<SplitRule>,
 ) {
     let mut seen: HashMap<String, Option<i64>> = HashMap::new();
@@ -227,7 +288,7 @@ async fn watch_pools(
         if changed {
             let _ = pools.send(None);
             for rule in rules.state() {
-                let _ = requeue.send(kube::runtime::reflector::ObjectRef::from_obj(&*rule));
+                let _ = requeue.send(ObjectRef::from_obj(&*rule));
             }
         }
     }

@@ -8,6 +8,7 @@ mod metrics;
 mod policy;
 mod publisher;
 mod reconciler;
+mod rollout;
 mod router_pool;
 mod status;
 mod topic_owners;

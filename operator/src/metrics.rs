@@ -26,6 +26,12 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// 1 when a SplitRule is Ready, 0 when not, by `namespace/name` and the Ready reason.
     pub rule_ready: IntGaugeVec,
+    /// Routers per pool and state (`Current`, `Behind`, `NoRules`, `Gone`), from their
+    /// roll-out Leases.
+    pub pool_routers: IntGaugeVec,
+    /// Distinct bundle versions live among a pool's routers: above 1 for long, the pool is
+    /// split (a router stuck on an old bundle).
+    pub pool_bundle_versions: IntGaugeVec,
     /// The reason label currently exported per rule, so a changed reason replaces its series.
     rule_reasons: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -82,7 +88,25 @@ impl Metrics {
             &["rule", "reason"],
         )
         .unwrap_or_else(|e| unreachable_error(e));
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let pool_routers = IntGaugeVec::new(
+            Opts::new(
+                "streamsplit_operator_pool_routers",
+                "Routers of a pool by state (Current, Behind, NoRules, Gone), from their roll-out Leases.",
+            ),
+            &["pool", "state"],
+        )
+        .unwrap_or_else(|e| unreachable_error(e));
+        let pool_bundle_versions = IntGaugeVec::new(
+            Opts::new(
+                "streamsplit_operator_pool_bundle_versions",
+                "Distinct bundle versions live among a pool's live routers.",
+            ),
+            &["pool"],
+        )
+        .unwrap_or_else(|e| unreachable_error(e));
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(pool_routers.clone()),
+            Box::new(pool_bundle_versions.clone()),
             Box::new(reconciles.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
@@ -112,6 +136,8 @@ impl Metrics {
             bundle_publishes,
             leader,
             rule_ready,
+            pool_routers,
+            pool_bundle_versions,
             rule_reasons: Arc::default(),
         }
     }

@@ -16,6 +16,7 @@
 //! one publication instead of each recomputing and rewriting the whole pool.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -29,6 +30,7 @@ use streamsplit_rules::{
 use tokio::sync::Mutex;
 
 use crate::policy::PoolDirectory;
+use crate::rollout::Rollouts;
 use crate::router_pool::{RouterPool, RouterPoolStatus};
 
 /// Field manager of everything the operator writes.
@@ -101,10 +103,15 @@ pub struct BundlePublisher {
     last_sharded: std::sync::Mutex<HashMap<String, RuleBundle>>,
     /// Uncompressed bytes of rules per shard.
     shard_target: usize,
+    /// Published versions in order, and the routers reported in each pool's status.
+    rollouts: Arc<Rollouts>,
 }
 
-/// A rule generation's validation result.
-type Verdict = (Option<i64>, Result<(), RuleError>);
+/// A rule generation's validation result, computed once.
+type Verdict = (
+    Option<i64>,
+    Arc<tokio::sync::OnceCell<Result<(), RuleError>>>,
+);
 
 /// A reconcile waiting for its pool's next publication.
 type Waiter = tokio::sync::oneshot::Sender<Result<Option<Publication>, PublishError>>;
@@ -139,7 +146,7 @@ pub fn rule_id(rule: &SplitRule) -> RuleId {
 }
 
 /// Whether the rule's target topic is known to exist, from its own status.
-fn topic_ready_in_status(rule: &SplitRule) -> bool {
+pub fn topic_ready_in_status(rule: &SplitRule) -> bool {
     let Some(status) = &rule.status else {
         return false;
     };
@@ -169,7 +176,14 @@ impl BundlePublisher {
             waiting: std::sync::Mutex::new(HashMap::new()),
             last_sharded: std::sync::Mutex::new(HashMap::new()),
             shard_target: bundle_shards::TARGET_RAW_SHARD_BYTES,
+            rollouts: Arc::default(),
         }
+    }
+
+    /// Shares roll-out state with the router Lease watch.
+    pub fn with_rollouts(mut self, rollouts: Arc<Rollouts>) -> Self {
+        self.rollouts = rollouts;
+        self
     }
 
     /// Aims at `bytes` of uncompressed rules per shard of a sharded bundle.
@@ -275,21 +289,26 @@ impl BundlePublisher {
     /// it; pools change without the rule changing, so it is checked afresh every time.
     pub async fn validate(&self, rule: &SplitRule) -> Result<(), RuleError> {
         let generation = rule.metadata.generation;
-        if let Some(uid) = &rule.metadata.uid {
-            let cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((cached, verdict)) = cache.get(uid) {
-                if *cached == generation {
-                    return verdict.clone();
-                }
-            }
-        }
-        let verdict = crate::validation::validate(&rule.spec).await;
-        // Timeouts too: re-running a rule that burns 5 s on every publish would stall the pool.
-        if let Some(uid) = rule.metadata.uid.clone() {
+        let Some(uid) = rule.metadata.uid.clone() else {
+            return crate::validation::validate(&rule.spec).await;
+        };
+        // One validation per generation, shared by everyone who asks meanwhile: a reconcile and
+        // a publication asking at once must not get different verdicts (one timing out).
+        let cell = {
             let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-            cache.insert(uid, (generation, verdict.clone()));
-        }
-        verdict
+            let entry = cache
+                .entry(uid)
+                .or_insert_with(|| (generation, Arc::default()));
+            if entry.0 != generation {
+                *entry = (generation, Arc::default());
+            }
+            Arc::clone(&entry.1)
+        };
+        // Timeouts are kept too: re-running a rule that burns 5 s on every publish would stall
+        // the pool.
+        cell.get_or_init(|| crate::validation::validate(&rule.spec))
+            .await
+            .clone()
     }
 
     async fn is_valid(&self, rule: &SplitRule) -> bool {
@@ -463,6 +482,7 @@ impl BundlePublisher {
             bundle = RuleBundle::build(pool, by_age);
             encoded = encode(&bundle, self.shard_target);
         }
+        self.rollouts.published(pool, &bundle.version);
         if current
             .as_ref()
             .is_some_and(|c| c.version == bundle.version)
@@ -476,6 +496,10 @@ impl BundlePublisher {
             }));
         }
         let name = self.configmap_name(pool);
+        let shards = match &encoded {
+            Encoded::OneFile(_) => 0,
+            Encoded::Sharded(sharded) => sharded.shards.len(),
+        };
         let manifest = match encoded {
             Encoded::OneFile(text) => text,
             // Shards first: a router that sees the new manifest finds its shards (or waits).
@@ -515,6 +539,7 @@ impl BundlePublisher {
         );
         self.apply_configmap(&name, configmap).await?;
         tracing::info!(pool, version = %bundle.version, rules = carried.len(), configmap = %name, "bundle published");
+        self.delete_stale_shards(pool, shards).await?;
         self.report_pool(&pool_object, &bundle.version, bundle.rules.len())
             .await?;
         Ok(Some(Publication {
@@ -522,6 +547,33 @@ impl BundlePublisher {
             changed: true,
             carried,
         }))
+    }
+
+    /// Deletes the pool's shard ConfigMaps past the first `live` ones, after the manifest that
+    /// stopped naming them was written. A router still on the older manifest then misses a shard
+    /// and keeps its rules until the new manifest reaches it (never half a bundle).
+    async fn delete_stale_shards(&self, pool: &str, live: usize) -> Result<(), kube::Error> {
+        let live_names: std::collections::HashSet<String> = (0..live)
+            .map(|index| self.shard_name(pool, index))
+            .collect();
+        let shard_prefix = format!("{}{pool}-shard-", self.prefix);
+        let list = self
+            .api()
+            .list_metadata(
+                &kube::api::ListParams::default().labels(&format!("{POOL_LABEL}={pool}")),
+            )
+            .await?;
+        for configmap in list.items {
+            let name = configmap.name_any();
+            if name.starts_with(&shard_prefix) && !live_names.contains(&name) {
+                match self.api().delete(&name, &Default::default()).await {
+                    Ok(_) => tracing::info!(pool, configmap = %name, "stale bundle shard deleted"),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A bundle or shard ConfigMap: labelled with its pool, owned by the RouterPool (deleting
@@ -596,12 +648,15 @@ impl BundlePublisher {
             pool.metadata.generation,
             old.map(|s| s.conditions.as_slice()),
         );
+        let (routers, routers_updated) = self.rollouts.routers(&pool.name_any());
         let status = RouterPoolStatus {
             observed_generation: pool.metadata.generation,
             conditions: vec![ready],
             rules: u32::try_from(rules).unwrap_or(u32::MAX),
             bundle_version: Some(version.to_string()),
             config_map: Some(self.configmap_name(&pool.name_any())),
+            routers_updated: Some(routers_updated),
+            routers,
         };
         if old == Some(&status) {
             return Ok(());

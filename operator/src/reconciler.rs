@@ -25,8 +25,6 @@ use crate::topics::{TopicChange, TopicManager};
 /// Finalizer added to rules whose topic is deleted with them.
 pub const FINALIZER: &str = "streamsplit.io/topic-cleanup";
 
-/// How often a healthy rule is re-checked for drift (topic deleted behind our back, ...).
-const RESYNC: Duration = Duration::from_secs(300);
 /// Re-check interval while Kafka reports errors for the rule's topic.
 const KAFKA_RETRY: Duration = Duration::from_secs(15);
 
@@ -79,6 +77,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How long a `Delete`-policy rule waits for Kafka before its finalizer is released anyway.
     pub topic_deletion_timeout: Duration,
+    /// Which bundle each router runs, per pool.
+    pub rollouts: Arc<crate::rollout::Rollouts>,
     /// Consecutive failures per rule, for backoff.
     pub failures: Mutex<HashMap<ObjectRef<SplitRule>, u32>>,
 }
@@ -106,14 +106,27 @@ fn deletion_policy(rule: &SplitRule) -> DeletionPolicy {
         .unwrap_or_default()
 }
 
-fn topic_settings(rule: &SplitRule) -> TopicSpec {
-    let mut settings = rule.spec.topic.clone().unwrap_or_default();
-    settings.deletion_policy = DeletionPolicy::Retain;
-    settings
+/// Whether two rules ask for the same topic settings (the deletion policy aside), without
+/// cloning either.
+fn same_topic_settings(a: &SplitRule, b: &SplitRule) -> bool {
+    match (&a.spec.topic, &b.spec.topic) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x.partitions == y.partitions
+                && x.replication_factor == y.replication_factor
+                && x.config == y.config
+        }
+        (Some(only), None) | (None, Some(only)) => topic_settings_are_default(only),
+    }
+}
+
+fn topic_settings_are_default(spec: &TopicSpec) -> bool {
+    spec.partitions.is_none() && spec.replication_factor.is_none() && spec.config.is_empty()
 }
 
 /// The older rule (by creation time, then identity) that claims the same topic with different
-/// settings, if any.
+/// settings, if any. Runs for every reconcile: the scan filters in place (no copy of the store)
+/// and cheapest test first; identities are built only for the rare conflicting rules.
 fn conflicting_owner(store: &Store<SplitRule>, rule: &SplitRule) -> Option<RuleId> {
     let key = |r: &SplitRule| {
         (
@@ -121,18 +134,19 @@ fn conflicting_owner(store: &Store<SplitRule>, rule: &SplitRule) -> Option<RuleI
             rule_id(r),
         )
     };
+    let differing = store.state_filter(|other| {
+        other.spec.target_topic == rule.spec.target_topic
+            && other.metadata.deletion_timestamp.is_none()
+            && !same_topic_settings(other, rule)
+    });
+    if differing.is_empty() {
+        return None;
+    }
     let mine = key(rule);
-    store
-        .state()
-        .into_iter()
-        .filter(|other| {
-            other.metadata.deletion_timestamp.is_none()
-                && other.spec.target_topic == rule.spec.target_topic
-                && rule_id(other) != mine.1
-                && topic_settings(other) != topic_settings(rule)
-                && key(other) < mine
-        })
-        .map(|other| key(&other))
+    differing
+        .iter()
+        .map(|other| key(other))
+        .filter(|other| other.1 != mine.1 && *other < mine)
         .min()
         .map(|(_, id)| id)
 }
@@ -299,6 +313,19 @@ async fn apply(
         target_topic: &rule.spec.target_topic,
     };
     let status = desired_status(rule.metadata.generation, rule.status.as_ref(), &verdict);
+    let since = crate::status::published_version(&status, rule.metadata.generation);
+    let count = ctx.rollouts.count(&rule.spec.router, since);
+    let status = crate::status::with_rollout(
+        status,
+        rule.status.as_ref().map(|s| s.conditions.as_slice()),
+        rule.metadata.generation,
+        &rule.spec.router,
+        count,
+    );
+    if count.updated < count.total {
+        // Routers may acknowledge before this status lands: look again shortly.
+        ctx.rollouts.touch(&rule.spec.router);
+    }
     report_transitions(ctx, &rule, rule.status.as_ref(), &status).await;
     if let Some(ready) = status.conditions.iter().find(|c| c.type_ == "Ready") {
         ctx.metrics
@@ -323,9 +350,11 @@ async fn apply(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&ObjectRef::from_obj(&*rule));
+    // Healthy rules are not requeued one by one: the controller's periodic drift check looks at
+    // every topic in one call and requeues only the rules whose topic went away.
     Ok(match topic {
         TopicVerdict::Failed(_) => Action::requeue(KAFKA_RETRY),
-        _ => Action::requeue(RESYNC),
+        _ => Action::await_change(),
     })
 }
 
@@ -535,5 +564,31 @@ async fn cleanup(rule: Arc<SplitRule>, ctx: &Context) -> Result<Action, Reconcil
                 Err(ReconcileError::TopicDeletion(error))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(topic: serde_json::Value) -> SplitRule {
+        let spec = serde_json::json!({"condition": "true", "targetTopic": "t", "topic": topic});
+        SplitRule::new("r", serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn topic_settings_compare_without_the_deletion_policy_and_absent_means_default() {
+        let none = rule(serde_json::Value::Null);
+        let empty = rule(serde_json::json!({}));
+        let delete = rule(serde_json::json!({"deletionPolicy": "Delete"}));
+        let three = rule(serde_json::json!({"partitions": 3}));
+        let three_delete = rule(serde_json::json!({"partitions": 3, "deletionPolicy": "Delete"}));
+        assert!(same_topic_settings(&none, &empty));
+        assert!(same_topic_settings(&none, &delete));
+        assert!(same_topic_settings(&three, &three_delete));
+        assert!(!same_topic_settings(&none, &three));
+        assert!(!same_topic_settings(&three, &none));
+        let compacted = rule(serde_json::json!({"config": {"cleanup.policy": "compact"}}));
+        assert!(!same_topic_settings(&compacted, &empty));
     }
 }

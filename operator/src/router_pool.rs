@@ -31,6 +31,11 @@ pub const DEFAULT_TARGET_PATTERN: &str = "{namespace}.*";
     ),
     printcolumn(name = "Rules", type_ = "integer", json_path = ".status.rules"),
     printcolumn(
+        name = "Routers",
+        type_ = "string",
+        json_path = ".status.routersUpdated"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -94,4 +99,24 @@ pub struct RouterPoolStatus {
     /// Name of the bundle ConfigMap (in the pool's namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<String>,
+    /// Live routers on the published bundle, of all live routers: `updated/total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routers_updated: Option<String>,
+    /// Every router that reported through its roll-out Lease, live or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<RouterStatus>,
+}
+
+/// One router of a pool, as its roll-out Lease reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterStatus {
+    /// The router's identity (pod name).
+    pub name: String,
+    /// Bundle version it has live (absent while it has no rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_version: Option<String>,
+    /// `Current` (on the published bundle), `Behind` (on another), `NoRules`, or `Gone` (its
+    /// Lease expired: stopped, stuck or cut off).
+    pub state: String,
 }

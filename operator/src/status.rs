@@ -1,9 +1,10 @@
 //! A rule's status from the reconciler's verdict: `Valid`, `TopicReady` and `Ready` conditions
-//! in the standard shape, the topic, and the bundle version.
+//! in the standard shape, the topic, and the bundle version; and `RolledOut` from the pool's
+//! router counts.
 
 use std::time::SystemTime;
 
-use streamsplit_rules::crd::{RuleCondition, SplitRuleStatus, TopicStatus};
+use streamsplit_rules::crd::{RolloutStatus, RuleCondition, SplitRuleStatus, TopicStatus};
 use streamsplit_rules::{RuleError, RuleId};
 
 use crate::publisher::Carried;
@@ -189,7 +190,67 @@ pub fn desired_status(
         bundle_version: verdict
             .carried
             .and(verdict.bundle_version.map(String::from)),
+        routers: None,
+        rollout: None,
     }
+}
+
+/// The first bundle carrying the rule's current generation, when the status says it is
+/// published (`Ready` for this very generation).
+pub fn published_version(status: &SplitRuleStatus, generation: Option<i64>) -> Option<&str> {
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    (ready && status.observed_generation == generation)
+        .then_some(status.bundle_version.as_deref())
+        .flatten()
+}
+
+/// `status` with `RolledOut` and the router counts of `count` (live routers of `pool` running
+/// a bundle with the rule's current generation); `old` keeps the transition time.
+pub fn with_rollout(
+    mut status: SplitRuleStatus,
+    old: Option<&[RuleCondition]>,
+    generation: Option<i64>,
+    pool: &str,
+    count: RolloutStatus,
+) -> SplitRuleStatus {
+    let published = published_version(&status, generation).is_some();
+    let RolloutStatus { updated, total } = count;
+    let (ok, reason, message) = if !published {
+        (
+            false,
+            "NotPublished",
+            "this generation is not in the pool's bundle (see Ready)".to_string(),
+        )
+    } else if total == 0 {
+        (
+            false,
+            "NoRouters",
+            format!("no router of pool {pool} has reported within its Lease duration"),
+        )
+    } else if updated < total {
+        (
+            false,
+            "RollingOut",
+            format!(
+                "{updated} of {total} routers of pool {pool} run a bundle with this generation"
+            ),
+        )
+    } else {
+        (
+            true,
+            "RolledOut",
+            format!("all {total} routers of pool {pool} run a bundle with this generation"),
+        )
+    };
+    let rolled_out = condition("RolledOut", ok, reason, message, generation, old);
+    status.conditions.retain(|c| c.type_ != "RolledOut");
+    status.conditions.push(rolled_out);
+    status.routers = Some(format!("{updated}/{total}"));
+    status.rollout = Some(count);
+    status
 }
 
 #[cfg(test)]
@@ -313,5 +374,54 @@ mod tests {
             flipped.conditions[0].last_transition_time,
             "2000-01-01T00:00:00Z"
         );
+    }
+
+    fn rolled_out(status: &SplitRuleStatus) -> (&str, &str, Option<&str>) {
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "RolledOut")
+            .unwrap();
+        (
+            c.status.as_str(),
+            c.reason.as_str(),
+            status.routers.as_deref(),
+        )
+    }
+
+    #[test]
+    fn rolled_out_says_how_many_live_routers_run_the_rules_generation() {
+        let ready = desired_status(
+            Some(3),
+            None,
+            &verdict(
+                &Ok(()),
+                &TopicVerdict::Ready { partitions: 2 },
+                Some(Carried::Current),
+            ),
+        );
+        let count = |updated, total| RolloutStatus { updated, total };
+        let partly = with_rollout(ready.clone(), None, Some(3), "default", count(1, 2));
+        assert_eq!(rolled_out(&partly), ("False", "RollingOut", Some("1/2")));
+        let all = with_rollout(
+            partly.clone(),
+            Some(&partly.conditions),
+            Some(3),
+            "default",
+            count(2, 2),
+        );
+        assert_eq!(rolled_out(&all), ("True", "RolledOut", Some("2/2")));
+        assert_eq!(
+            all.conditions
+                .iter()
+                .filter(|c| c.type_ == "RolledOut")
+                .count(),
+            1
+        );
+        let none = with_rollout(ready.clone(), None, Some(3), "default", count(0, 0));
+        assert_eq!(rolled_out(&none), ("False", "NoRouters", Some("0/0")));
+        // A status for an older generation is never rolled out, whatever the routers run.
+        let stale = with_rollout(ready, None, Some(4), "default", count(2, 2));
+        assert_eq!(rolled_out(&stale).1, "NotPublished");
     }
 }

@@ -3,9 +3,9 @@
 //! Defaults (partitions, replication factor) apply only when the operator creates a topic; an
 //! existing topic is adopted as it is and changed only where the rule asks explicitly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -86,7 +86,14 @@ pub struct TopicDefaults {
 pub struct TopicManager {
     admin: Arc<AdminClient<DefaultClientContext>>,
     defaults: TopicDefaults,
+    /// Recent answers of `describe`: many rules share few topics, and a cold start with
+    /// 50 000 rules must not ask Kafka 50 000 times about the same 50 topics.
+    recent: std::sync::Mutex<HashMap<String, (Instant, TopicInfo)>>,
 }
+
+/// How long a described topic's shape is trusted. Drift (a topic deleted behind the operator's
+/// back) is also caught by the periodic drift check.
+const DESCRIBE_CACHE: Duration = Duration::from_secs(10);
 
 impl TopicManager {
     /// Connects an admin client (lazily; errors surface per call).
@@ -95,7 +102,14 @@ impl TopicManager {
         Ok(TopicManager {
             admin: Arc::new(config.create()?),
             defaults,
+            recent: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Drops what is remembered about a topic (it changed, or is known to be gone).
+    pub fn forget(&self, topic: &str) {
+        let mut cache = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(topic);
     }
 
     fn options() -> AdminOptions {
@@ -131,6 +145,22 @@ impl TopicManager {
         }
     }
 
+    /// Names of every topic the cluster has, in one metadata request: the periodic drift check
+    /// of all rules costs one call, not one describe per rule.
+    pub async fn existing_topics(&self) -> Result<std::collections::HashSet<String>, TopicError> {
+        let admin = Arc::clone(&self.admin);
+        let metadata =
+            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, ADMIN_TIMEOUT))
+                .await
+                .map_err(|e| TopicError::NotSupported(format!("metadata task failed: {e}")))??;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name().to_string())
+            .collect())
+    }
+
     /// Makes the topic exist as the rule asks; returns its partition count and what changed.
     /// An existing topic is grown only if `may_change_existing` (the operator created it for
     /// this rule, or the pool allows changing adopted topics).
@@ -142,7 +172,24 @@ impl TopicManager {
     ) -> Result<(i32, TopicChange), TopicError> {
         let wanted_partitions = spec.and_then(|s| s.partitions);
         let wanted_replication = spec.and_then(|s| s.replication_factor);
-        match self.describe(topic).await? {
+        let recent = {
+            let cache = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(topic)
+                .filter(|(at, _)| at.elapsed() < DESCRIBE_CACHE)
+                .map(|(_, info)| *info)
+        };
+        let described = match recent {
+            Some(info) => Some(info),
+            None => self.describe(topic).await?,
+        };
+        if let Some(info) = described {
+            let mut cache = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .entry(topic.to_string())
+                .or_insert((Instant::now(), info));
+        }
+        match described {
             None => {
                 let partitions = wanted_partitions.unwrap_or(self.defaults.partitions);
                 let replication = wanted_replication.unwrap_or(self.defaults.replication_factor);
@@ -159,6 +206,7 @@ impl TopicManager {
                 for (key, value) in &config {
                     new = new.set(key, value);
                 }
+                self.forget(topic);
                 let results = self.admin.create_topics([&new], &Self::options()).await?;
                 let mut change = TopicChange::Created;
                 for result in results {
@@ -202,6 +250,7 @@ impl TopicManager {
                         )))
                     }
                     Some(wanted) if wanted > info.partitions => {
+                        self.forget(topic);
                         let grow = NewPartitions::new(topic, wanted as usize);
                         for result in self
                             .admin
@@ -226,6 +275,7 @@ impl TopicManager {
 
     /// Deletes the topic; a topic that is already gone is fine.
     pub async fn delete(&self, topic: &str) -> Result<(), TopicError> {
+        self.forget(topic);
         for result in self.admin.delete_topics(&[topic], &Self::options()).await? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}

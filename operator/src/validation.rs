@@ -4,7 +4,10 @@
 //! 1 MB condition, many slow tests). It runs on the blocking pool so the controller, the lease
 //! and the publisher keep running, and a verdict that takes too long is `Timeout`.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use streamsplit_rules::{sandboxed_engine, validate_spec, RuleError, SplitRuleSpec};
 
@@ -16,11 +19,29 @@ pub async fn validate(spec: &SplitRuleSpec) -> Result<(), RuleError> {
     validate_within(spec, VALIDATION_TIMEOUT).await
 }
 
-/// [`validate`] with an explicit time limit.
+/// Validations running at once: one per core. A cold start validates every rule; thousands of
+/// blocking threads sharing two cores would make every one of them slow enough to time out, a
+/// verdict about the machine, not the rule.
+fn validation_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// [`validate`] with an explicit time limit, counted from when a slot is free.
 pub async fn validate_within(spec: &SplitRuleSpec, limit: Duration) -> Result<(), RuleError> {
     let spec = spec.clone();
-    let task =
-        tokio::task::spawn_blocking(move || validate_spec(&sandboxed_engine(), &spec).map(|_| ()));
+    let slot = validation_slots()
+        .acquire()
+        .await
+        .map_err(|e| RuleError::Aborted(e.to_string()))?;
+    // The slot stays taken until the work really ends, also after a timeout.
+    let slot: SemaphorePermit<'static> = slot;
+    let task = tokio::task::spawn_blocking(move || {
+        let verdict = validate_spec(&sandboxed_engine(), &spec).map(|_| ());
+        drop(slot);
+        verdict
+    });
     match tokio::time::timeout(limit, task).await {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(join_error)) => Err(RuleError::Aborted(join_error.to_string())),

@@ -172,6 +172,19 @@ pub struct RunArgs {
     /// commit path); repeat to spread copies like the rules do.
     #[arg(long, hide = true, conflicts_with_all = ["rules", "config_dir"])]
     pub pass_through_topic: Vec<String>,
+    /// Namespace (the operator's) where the router renews a Lease saying which bundle version it
+    /// has live, so that SplitRules report `RolledOut` and RouterPools each router's version.
+    /// Off when not given (standalone routers). Needs `--pool` and Kubernetes credentials
+    /// (in-cluster service account or KUBECONFIG).
+    #[arg(long, env = "STREAMSPLIT_ROLLOUT_LEASE_NAMESPACE", requires = "pool")]
+    pub rollout_lease_namespace: Option<String>,
+    /// Router pool this router serves (named in its roll-out Lease).
+    #[arg(long, env = "STREAMSPLIT_POOL")]
+    pub pool: Option<String>,
+    /// How often the roll-out Lease is renewed (also at once on every bundle swap). A router
+    /// that misses two renewals in a row is reported as gone.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub rollout_lease_interval: Duration,
     /// Most best-effort copies in flight; beyond it best-effort copies are dropped (counted in
     /// `streamsplit_dropped_total`), never waited for.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]

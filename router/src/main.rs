@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod logging;
 mod metrics;
+mod rollout_lease;
 mod rule_source;
 mod run;
 mod shutdown;
@@ -160,6 +161,27 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let rollout = match &args.rollout_lease_namespace {
+            Some(namespace) => {
+                let settings = rollout_lease::RolloutLeaseSettings {
+                    namespace: namespace.clone(),
+                    pool: args.pool.clone().unwrap_or_default(),
+                    identity: router_identity(args.instance_id.as_deref()),
+                    interval: args.rollout_lease_interval,
+                };
+                match rollout_lease::RolloutLease::connect(settings).await {
+                    Ok(lease) => Some(Arc::new(lease)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot connect to Kubernetes for the roll-out Lease (--rollout-lease-namespace)");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            None => None,
+        };
+        let reporter = rollout
+            .clone()
+            .map(|lease| tokio::spawn(lease.run(Arc::clone(&router))));
         let server = tokio::spawn(http::serve(args.metrics_addr, Arc::clone(&router)));
         let settings = RunSettings {
             kafka: KafkaSettings {
@@ -184,6 +206,12 @@ fn run(args: RunArgs) -> ExitCode {
         };
         let result = run::run(settings, router, shutdown::signal()).await;
         server.abort();
+        if let Some(reporter) = reporter {
+            reporter.abort();
+        }
+        if let Some(lease) = rollout {
+            lease.remove().await;
+        }
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -196,4 +224,13 @@ fn run(args: RunArgs) -> ExitCode {
     // the process past its grace period.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     code
+}
+
+/// Who the router is in its roll-out Lease: its group instance id (the pod name in the chart),
+/// else the host name, else a name unique to this process.
+fn router_identity(instance_id: Option<&str>) -> String {
+    instance_id
+        .map(String::from)
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| format!("router-{}", std::process::id()))
 }

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod pool_name;
 pub mod protected_topics;
 pub mod record;
+pub mod router_lease;
 pub mod rule_id;
 pub mod rule_index;
 pub mod rule_set;

@@ -44,6 +44,7 @@ pub const DEFAULT_POOL: &str = "default";
             type_ = "string",
             json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
         ),
+        printcolumn(name = "Routers", type_ = "string", json_path = ".status.routers"),
         printcolumn(
             name = "Age",
             type_ = "date",

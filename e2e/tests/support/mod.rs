@@ -205,10 +205,12 @@ impl Stack {
             "topic.metadata.propagation.max.ms=1000".to_string(),
         ]);
         args.extend(self.router_args.iter().cloned());
-        let child = ChildProcess::spawn(
+        let child = ChildProcess::spawn_with_env(
             &workspace_binary("streamsplit-router"),
             &args,
             &log_path("router"),
+            // For the roll-out Lease, when a test asks for it (`--rollout-lease-namespace`).
+            &[("KUBECONFIG", self.cluster.kubeconfig.to_str().unwrap())],
         )
         .unwrap();
         self.router = Some(Process {
