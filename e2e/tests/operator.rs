@@ -484,3 +484,58 @@ fn a_topic_deleted_behind_the_operators_back_is_created_again_by_the_drift_check
     .unwrap();
     stack.wait_ready("drifting", "True");
 }
+
+#[test]
+fn of_two_rules_claiming_one_topic_with_different_settings_the_newer_gets_resource_conflict() {
+    let mut stack = Stack::start();
+    let topic = unique_name("claimed");
+    stack.start_operator();
+    stack.apply(&rule_yaml(
+        "first",
+        "true",
+        &topic,
+        "  topic: {partitions: 2}\n",
+    ));
+    stack.wait_ready("first", "True");
+    // Same topic, same settings: no conflict.
+    stack.apply(&rule_yaml(
+        "same",
+        "true",
+        &topic,
+        "  topic: {partitions: 2}\n",
+    ));
+    stack.wait_ready("same", "True");
+    stack.apply(&rule_yaml(
+        "second",
+        "true",
+        &topic,
+        "  topic: {partitions: 4}\n",
+    ));
+    let (reason, message) = stack.wait_ready("second", "False");
+    assert_eq!(reason, "ResourceConflict", "{message}");
+    assert!(message.contains("first"), "{message}");
+    assert_eq!(stack.broker.high_watermarks(&topic).unwrap().len(), 2);
+    // Once the older rules are gone the conflict is over; the topic was created for `first`,
+    // so `second` adopts it and may not grow it (its pool does not allow changing adopted topics).
+    stack
+        .cluster
+        .kubectl(&["delete", "sr", "first", "same", "-n", &stack.namespace])
+        .unwrap();
+    // An edit makes the rule reconcile again.
+    stack.apply(&rule_yaml(
+        "second",
+        "record.kind == \"b\"",
+        &topic,
+        "  topic: {partitions: 4}\n",
+    ));
+    let reason = wait_until(
+        "second no longer in conflict",
+        Duration::from_secs(30),
+        || {
+            let (_, reason, _) = stack.condition("second", "TopicReady")?;
+            (reason != "ResourceConflict").then_some(reason)
+        },
+    )
+    .unwrap();
+    assert_eq!(reason, "PolicyViolation");
+}

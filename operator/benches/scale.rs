@@ -9,13 +9,16 @@
 //! separately), so the cold start is the operator's work alone. Times per rule are compared as
 //! ratios to the smallest N of the same run (linear is 1.0).
 //!
-//! The router's volume is projected by the test harness, which polls the manifest every 200 ms;
-//! a kubelet adds its own sync delay (up to about a minute) on top of "edit live".
+//! The router's volume is projected by the bench itself, which polls the manifest every 200 ms;
+//! a kubelet adds its own sync delay (up to about a minute) on top of "edit live". The broker is
+//! nisshi when `STREAMSPLIT_TEST_NISSHI` is set (it idles without CPU), else the shared one.
 //!
 //! Run: `cargo bench -p streamsplit-operator --bench scale` (about 15 minutes for all sizes).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -25,7 +28,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use streamsplit_e2e::{
     free_port, http_get, repo_root, router_run_args, sample_value, unique_name, Broker,
-    ChildProcess, Cluster,
+    ChildProcess, Cluster, ProjectedConfigMap,
 };
 use streamsplit_rules::crd::SplitRule;
 
@@ -47,6 +50,8 @@ struct Row {
     edit_rolled_out: Option<Duration>,
     operator_rss: u64,
     router_rss: u64,
+    /// Slowest answer to a Lease GET during the cold start: how loaded the apiserver was.
+    slowest_lease_get: Duration,
     configmap_bytes: usize,
     shards: usize,
 }
@@ -59,7 +64,12 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()
         .context("STREAMSPLIT_SCALE_RULES: comma-separated rule counts")?;
     let cluster = Cluster::shared();
-    let broker = Broker::shared();
+    // The control plane is under test, not the broker: nisshi when it runs (it idles at no
+    // CPU; noida-db takes a third of a core even idle, from the apiserver under test).
+    let broker = match std::env::var("STREAMSPLIT_TEST_NISSHI") {
+        Ok(_) => Broker::nisshi(),
+        Err(_) => Broker::shared(),
+    };
     let router = build_release("streamsplit-router")?;
     let operator = PathBuf::from(env!("CARGO_BIN_EXE_streamsplit-operator"));
     let runtime = tokio::runtime::Runtime::new()?;
@@ -160,11 +170,11 @@ async fn measure(
 
     let work = tempfile_dir(&namespace)?;
     let bundle_dir = work.join("bundle");
-    let projection = cluster.project_configmap(
-        &namespace,
-        &format!("streamsplit-rules-{POOL}"),
-        &bundle_dir,
-    )?;
+    let projection = tokio::spawn(project(
+        client.clone(),
+        namespace.clone(),
+        bundle_dir.clone(),
+    ));
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let router_metrics = format!("127.0.0.1:{}", free_port());
     let mut router_args = router_run_args(
@@ -212,9 +222,17 @@ async fn measure(
         &operator_metrics,
         "--identity",
         "scale-operator",
+        "--lease-duration",
+        LEASE_DURATION,
     ]
     .map(String::from)
     .to_vec();
+    let slowest = Arc::new(AtomicU64::new(0));
+    let probe = tokio::spawn(probe_latency(
+        client.clone(),
+        namespace.clone(),
+        Arc::clone(&slowest),
+    ));
     let cold_start = Instant::now();
     let mut operator = ChildProcess::spawn_with_env(
         operator_bin,
@@ -223,7 +241,15 @@ async fn measure(
         &[("KUBECONFIG", kubeconfig.as_str())],
     )?;
 
-    let (ready, rolled_out) = watch_until_all(&api, rules, cold_start).await;
+    let (ready, rolled_out) = watch_until_all(&api, rules, cold_start, &mut operator).await;
+    probe.abort();
+    let slowest_lease_get = Duration::from_micros(slowest.load(Ordering::Relaxed));
+    if !operator.is_running() {
+        bail!(
+            "the operator exited during the cold start:\n{}",
+            operator.output()
+        );
+    }
     eprintln!("scale: Ready {ready:?}, RolledOut {rolled_out:?}");
 
     // One edit, timed to the pool's ConfigMap, to the router and to RolledOut.
@@ -282,7 +308,7 @@ async fn measure(
     let router_rss = peak_rss_kib(router.pid());
     operator.terminate(Duration::from_secs(30))?;
     router.terminate(Duration::from_secs(60))?;
-    drop(projection);
+    projection.abort();
     // Deleted in the background; the next size has its own namespace.
     let _ = cluster.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
     Ok(Row {
@@ -295,9 +321,68 @@ async fn measure(
         edit_rolled_out,
         operator_rss,
         router_rss,
+        slowest_lease_get,
         configmap_bytes,
         shards,
     })
+}
+
+/// Mirrors the pool's ConfigMaps (manifest and shards) into `dir` the way the kubelet does
+/// (atomic `..data` swap), in-process: a kubectl per poll would take CPU from the apiserver
+/// under test. The manifest is polled every 200 ms; shards are read when it changed.
+async fn project(client: kube::Client, namespace: String, dir: PathBuf) -> anyhow::Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let mut volume = ProjectedConfigMap::new(&dir)?;
+    let manifest = format!("streamsplit-rules-{POOL}");
+    let mut seen = None;
+    loop {
+        let current = api
+            .get_opt(&manifest)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.metadata.resource_version);
+        if current.is_some() && current != seen {
+            let list = api
+                .list(&ListParams::default().labels(&format!("streamsplit.io/pool={POOL}")))
+                .await?;
+            let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+            for configmap in list.items {
+                for (key, value) in configmap.data.unwrap_or_default() {
+                    files.push((key, value.into_bytes()));
+                }
+                for (key, value) in configmap.binary_data.unwrap_or_default() {
+                    files.push((key, value.0));
+                }
+            }
+            let refs: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            volume.publish(&refs)?;
+            seen = current;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Lease duration given to the operator. On this 2-core machine, with the apiserver busy with
+/// a 50 000-rule cold start, the default 15 s lease (10 s renew deadline) was lost mid-start in
+/// two runs; the slowest-GET column shows how slow the apiserver gets.
+const LEASE_DURATION: &str = "60s";
+
+/// Times a GET of the operator's Lease every 500 ms (a fresh client: its own connection),
+/// keeping the slowest answer in microseconds.
+async fn probe_latency(client: kube::Client, namespace: String, slowest: Arc<AtomicU64>) {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, &namespace);
+    loop {
+        let asked = Instant::now();
+        let _ = leases.get_opt("streamsplit-operator").await;
+        let took = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        slowest.fetch_max(took, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn tempfile_dir(name: &str) -> anyhow::Result<PathBuf> {
@@ -312,6 +397,7 @@ async fn watch_until_all(
     api: &Api<SplitRule>,
     rules: usize,
     since: Instant,
+    operator: &mut ChildProcess,
 ) -> (Option<Duration>, Option<Duration>) {
     let mut state: HashMap<String, (bool, bool)> = HashMap::new();
     let (mut ready_at, mut rolled_at) = (None, None);
@@ -319,9 +405,16 @@ async fn watch_until_all(
     futures::pin_mut!(events);
     let deadline = tokio::time::sleep(PHASE_DEADLINE);
     tokio::pin!(deadline);
+    let mut alive = tokio::time::interval(Duration::from_secs(2));
     loop {
         let event = tokio::select! {
             event = events.next() => event,
+            _ = alive.tick() => {
+                if operator.is_running() {
+                    continue;
+                }
+                break;
+            }
             _ = &mut deadline => break,
         };
         let objects = match event {
@@ -432,7 +525,7 @@ fn print_table(rows: &[Row]) {
             _ => "-".into(),
         };
         println!(
-            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
             row.rules,
             row.create.as_secs_f64(),
             seconds(row.ready),
@@ -443,6 +536,7 @@ fn print_table(rows: &[Row]) {
             seconds(row.edit_rolled_out),
             row.operator_rss / 1024,
             row.router_rss / 1024,
+            row.slowest_lease_get.as_secs_f64(),
             row.configmap_bytes,
             row.shards,
         );

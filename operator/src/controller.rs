@@ -38,6 +38,9 @@ fn spec_or_lifecycle(rule: &SplitRule) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// Reconciles running at once.
+const MAX_CONCURRENT_RECONCILES: u16 = 1024;
+
 /// What the controller needs besides the client.
 pub struct ControllerSettings {
     /// Namespace to watch (None: all).
@@ -87,9 +90,18 @@ pub async fn run(
 
     let deletions = pools_tx.clone();
     let metrics = health.metrics.clone();
+    let claims = Arc::new(crate::topic_claims::TopicClaims::default());
+    let claims_writer = Arc::clone(&claims);
     let stream = watcher(rules, watcher::Config::default())
         .default_backoff()
+        // Nothing reads managedFields; at 50 000 rules they would be most of the store.
+        .modify(|rule| rule.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                claims_writer.observe(event);
+            }
+        })
         .inspect(move |event| match event {
             // Rules deleted without a finalizer are never reconciled: republish their pool here.
             Ok(watcher::Event::Delete(rule)) => {
@@ -133,6 +145,8 @@ pub async fn run(
         topic_deletion_timeout: settings.topic_deletion_timeout,
         failures: Mutex::new(HashMap::new()),
         rollouts,
+        claims,
+        writes: tokio::sync::Semaphore::new(crate::reconciler::WRITES_IN_FLIGHT),
     });
 
     tokio::spawn(publish_pools(pools_rx, Arc::clone(&context)));
@@ -155,6 +169,12 @@ pub async fn run(
     ));
 
     Controller::for_stream(stream, reader)
+        // Bounded: kube-runtime polls every running reconcile whenever one finishes, so 50 000
+        // at once (a cold start) is quadratic; a bound also caps memory. Reconciles of one pool
+        // still share publications (up to this many per publication).
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES),
+        )
         .reconcile_on(UnboundedReceiverStream::new(requeue_rx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)

@@ -17,6 +17,96 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
 
+/// The election, running on its own thread and runtime: controller work (a cold start decoding
+/// and publishing 50 000 rules) can neither delay a renewal on the runtime nor queue it behind
+/// status writes on the API connection.
+pub struct LeaderThread {
+    /// Resolves once this replica leads (errors if the election could not start).
+    pub acquired: tokio::sync::oneshot::Receiver<()>,
+    /// Resolves when leadership is lost (or the thread ended).
+    pub lost: tokio::sync::oneshot::Receiver<()>,
+    /// Gives the lease up.
+    pub release: LeaseRelease,
+}
+
+/// Gives the lease up at shutdown.
+pub struct LeaseRelease(tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>);
+
+impl LeaseRelease {
+    /// Releases the lease (so a standby takes over at once), waiting up to `within` for it.
+    pub async fn release(self, within: Duration) {
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        if self.0.send(done_tx).is_ok() {
+            let _ = tokio::time::timeout(within, done).await;
+        }
+    }
+}
+
+impl LeaderThread {
+    /// Starts campaigning for lease `name` in `namespace` as `identity`.
+    pub fn start(
+        namespace: String,
+        name: String,
+        identity: String,
+        lease_duration: Duration,
+    ) -> Self {
+        let (acquired_tx, acquired) = tokio::sync::oneshot::channel();
+        let (lost_tx, lost) = tokio::sync::oneshot::channel();
+        let (release, release_rx) =
+            tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<()>>();
+        let spawned = std::thread::Builder::new()
+            .name("leader-election".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the leader election runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let client = match kube::Client::try_default().await {
+                        Ok(client) => client,
+                        Err(error) => {
+                            tracing::error!(%error, "leader election cannot reach the Kubernetes API");
+                            return;
+                        }
+                    };
+                    let election = LeaderElection::new(
+                        Api::namespaced(client, &namespace),
+                        name,
+                        identity,
+                        lease_duration,
+                    );
+                    let since = election.acquire().await;
+                    if acquired_tx.send(()).is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = election.hold(since) => {
+                            let _ = lost_tx.send(());
+                        }
+                        Ok(done) = release_rx => {
+                            election.release().await;
+                            let _ = done.send(());
+                        }
+                    }
+                });
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the leader election thread");
+        }
+        LeaderThread {
+            acquired,
+            lost,
+            release: LeaseRelease(release),
+        }
+    }
+}
+
 /// A candidate for the lease.
 pub struct LeaderElection {
     api: Api<Lease>,

@@ -11,6 +11,7 @@ mod reconciler;
 mod rollout;
 mod router_pool;
 mod status;
+mod topic_claims;
 mod topic_owners;
 mod topics;
 mod validation;
@@ -20,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Client, CustomResourceExt};
 use streamsplit_rules::crd::SplitRule;
 use tracing_subscriber::EnvFilter;
 
@@ -137,21 +138,23 @@ async fn run(args: RunArgs) -> ExitCode {
         leader::unique_identity(&host)
     });
 
-    let election = args.leader_election.then(|| {
-        leader::LeaderElection::new(
-            Api::namespaced(client.clone(), &args.namespace),
+    let mut election = args.leader_election.then(|| {
+        leader::LeaderThread::start(
+            args.namespace.clone(),
             args.lease_name.clone(),
             identity.clone(),
             args.lease_duration,
         )
     });
-    let mut leading_since = None;
-    if let Some(election) = &election {
+    if let Some(election) = &mut election {
         health
             .started
             .store(true, std::sync::atomic::Ordering::Release);
         tokio::select! {
-            since = election.acquire() => leading_since = Some(since),
+            acquired = &mut election.acquired => if acquired.is_err() {
+                tracing::error!("the leader election ended before leading");
+                return ExitCode::from(2);
+            },
             _ = shutdown_signal() => return ExitCode::SUCCESS,
         }
         metrics.leader.set(1);
@@ -167,10 +170,16 @@ async fn run(args: RunArgs) -> ExitCode {
         shard_target: args.bundle_shard_target_bytes,
     };
     tracing::info!(namespace = %args.namespace, watch = ?args.watch_namespace, "reconciling SplitRules");
+    let (lost_lease, release) = match election {
+        Some(election) => (Some(election.lost), Some(election.release)),
+        None => (None, None),
+    };
     let lost_lease = async {
-        match (&election, leading_since) {
-            (Some(election), Some(since)) => election.hold(since).await,
-            _ => std::future::pending().await,
+        match lost_lease {
+            Some(lost) => {
+                let _ = lost.await;
+            }
+            None => std::future::pending().await,
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -187,8 +196,8 @@ async fn run(args: RunArgs) -> ExitCode {
             if tokio::time::timeout(SHUTDOWN_GRACE, controller).await.is_err() {
                 tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight reconciles abandoned at shutdown");
             }
-            if let Some(election) = &election {
-                let _ = tokio::time::timeout(SHUTDOWN_GRACE, election.release()).await;
+            if let Some(release) = release {
+                release.release(SHUTDOWN_GRACE).await;
             }
             ExitCode::SUCCESS
         }

@@ -114,7 +114,11 @@ type Verdict = (
 );
 
 /// A reconcile waiting for its pool's next publication.
-type Waiter = tokio::sync::oneshot::Sender<Result<Option<Publication>, PublishError>>;
+type Waiter = tokio::sync::oneshot::Sender<Shared>;
+
+/// One publication's result, shared by every reconcile that waited for it (not copied: it
+/// names every rule of the pool).
+type Shared = Result<Option<Arc<Publication>>, PublishError>;
 
 /// How long the first reconcile of a burst waits for the others before publishing for all.
 const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
@@ -350,11 +354,7 @@ impl BundlePublisher {
 
     /// Publishes `pool` for a reconcile, sharing one publication with every reconcile of the
     /// same pool that asks within [`COALESCE_WINDOW`].
-    pub async fn publish_coalesced(
-        &self,
-        pool: &str,
-        store: &Store<SplitRule>,
-    ) -> Result<Option<Publication>, PublishError> {
+    pub async fn publish_coalesced(&self, pool: &str, store: &Store<SplitRule>) -> Shared {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let leads = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
@@ -373,9 +373,10 @@ impl BundlePublisher {
             let _serialised = self.lock.lock().await;
             let waiters = self.take_waiters(pool);
             guard.armed = false;
-            let result = self
+            let result: Shared = self
                 .publish_serialised(pool, store)
                 .await
+                .map(|publication| publication.map(Arc::new))
                 .map_err(|e| PublishError(e.to_string()));
             for waiter in waiters {
                 let _ = waiter.send(result.clone());
@@ -387,6 +388,7 @@ impl BundlePublisher {
             Err(_) => self
                 .publish(pool, store)
                 .await
+                .map(|publication| publication.map(Arc::new))
                 .map_err(|e| PublishError(e.to_string())),
         }
     }
@@ -447,8 +449,12 @@ impl BundlePublisher {
             }
         }
         self.forget_deleted(store);
-        let mut bundle = RuleBundle::build(pool, definitions);
-        let mut encoded = encode(&bundle, self.shard_target);
+        // Seconds of CPU for a large pool: other tasks move off this worker meanwhile.
+        let (mut bundle, mut encoded) = tokio::task::block_in_place(|| {
+            let bundle = RuleBundle::build(pool, definitions);
+            let encoded = encode(&bundle, self.shard_target);
+            (bundle, encoded)
+        });
         // Over capacity: leave out the newest rules (by creation) until the rest fits.
         while let Encoded::Sharded(sharded) = &encoded {
             let shards = sharded.shards.len();

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::metrics::Metrics;
 use crate::policy::PoolDirectory;
-use crate::publisher::{rule_id, BundlePublisher, FIELD_MANAGER};
+use crate::publisher::{rule_id, BundlePublisher};
 use crate::status::{desired_status, TopicVerdict, Verdict};
 use crate::topic_owners::{TopicOwner, TopicOwners};
 use crate::topics::{TopicChange, TopicManager};
@@ -25,6 +25,12 @@ use crate::topics::{TopicChange, TopicManager};
 /// Finalizer added to rules whose topic is deleted with them.
 pub const FINALIZER: &str = "streamsplit.io/topic-cleanup";
 
+/// How long a reconcile waits for the pool's live routers to run a newly published rule before
+/// writing its status (then `RolledOut=False`, updated later by the roll-out watch): one status
+/// write per edit when routers are quick. Short, because the wait holds a reconcile slot.
+const ROLLOUT_WAIT: Duration = Duration::from_secs(3);
+/// Operator writes in flight at once (see [`Context::writes`]).
+pub const WRITES_IN_FLIGHT: usize = 128;
 /// Re-check interval while Kafka reports errors for the rule's topic.
 const KAFKA_RETRY: Duration = Duration::from_secs(15);
 
@@ -77,6 +83,11 @@ pub struct Context {
     pub metrics: Metrics,
     /// How long a `Delete`-policy rule waits for Kafka before its finalizer is released anyway.
     pub topic_deletion_timeout: Duration,
+    /// Bounds the operator's own writes in flight (rule statuses, Events), so that a cold start
+    /// with many rules queues them here instead of on the API connection, ahead of everything.
+    pub writes: tokio::sync::Semaphore,
+    /// Which rules claim each target topic.
+    pub claims: Arc<crate::topic_claims::TopicClaims>,
     /// Which bundle each router runs, per pool.
     pub rollouts: Arc<crate::rollout::Rollouts>,
     /// Consecutive failures per rule, for backoff.
@@ -92,6 +103,7 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
+        let _slot = self.writes.acquire().await;
         if let Err(error) = self.recorder.publish(&event, &rule.object_ref(&())).await {
             tracing::warn!(%error, reason, "cannot publish event");
         }
@@ -125,27 +137,25 @@ fn topic_settings_are_default(spec: &TopicSpec) -> bool {
 }
 
 /// The older rule (by creation time, then identity) that claims the same topic with different
-/// settings, if any. Runs for every reconcile: the scan filters in place (no copy of the store)
-/// and cheapest test first; identities are built only for the rare conflicting rules.
-fn conflicting_owner(store: &Store<SplitRule>, rule: &SplitRule) -> Option<RuleId> {
+/// settings, if any. Looks only at the rules of that topic (from the claims index).
+fn conflicting_owner(ctx: &Context, rule: &SplitRule) -> Option<RuleId> {
     let key = |r: &SplitRule| {
         (
             r.metadata.creation_timestamp.clone().map(|t| t.0),
             rule_id(r),
         )
     };
-    let differing = store.state_filter(|other| {
-        other.spec.target_topic == rule.spec.target_topic
-            && other.metadata.deletion_timestamp.is_none()
-            && !same_topic_settings(other, rule)
-    });
-    if differing.is_empty() {
-        return None;
-    }
     let mine = key(rule);
-    differing
+    ctx.claims
+        .differing_claimants(&rule.spec.target_topic, rule)
         .iter()
-        .map(|other| key(other))
+        .filter_map(|claimant| ctx.store.get(claimant))
+        .filter(|other| {
+            other.spec.target_topic == rule.spec.target_topic
+                && other.metadata.deletion_timestamp.is_none()
+                && !same_topic_settings(other, rule)
+        })
+        .map(|other| key(&other))
         .filter(|other| other.1 != mine.1 && *other < mine)
         .min()
         .map(|(_, id)| id)
@@ -226,7 +236,7 @@ async fn apply(
         TopicVerdict::InvalidName
     } else if matches!(validity, Err(RuleError::PolicyViolation(_))) {
         TopicVerdict::NotAttempted
-    } else if let Some(winner) = conflicting_owner(&ctx.store, &rule) {
+    } else if let Some(winner) = conflicting_owner(ctx, &rule) {
         TopicVerdict::Conflict { winner }
     } else {
         let may_change_existing = may_change_existing_topic(ctx, &rule).await?;
@@ -314,7 +324,10 @@ async fn apply(
     };
     let status = desired_status(rule.metadata.generation, rule.status.as_ref(), &verdict);
     let since = crate::status::published_version(&status, rule.metadata.generation);
-    let count = ctx.rollouts.count(&rule.spec.router, since);
+    let count = ctx
+        .rollouts
+        .wait_rolled_out(&rule.spec.router, since, ROLLOUT_WAIT)
+        .await;
     let status = crate::status::with_rollout(
         status,
         rule.status.as_ref().map(|s| s.conditions.as_slice()),
@@ -332,13 +345,8 @@ async fn apply(
             .set_rule_ready(&id.to_string(), ready.status == "True", &ready.reason);
     }
     if rule.status.as_ref() != Some(&status) {
-        let patch = json!({ "apiVersion": "streamsplit.io/v1alpha1", "kind": "SplitRule", "status": status });
-        api.patch_status(
-            &rule.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await?;
+        let _slot = ctx.writes.acquire().await;
+        crate::status::write(api, &rule.name_any(), &status, None).await?;
     }
     if deletion_policy(&rule) == DeletionPolicy::Retain
         && rule.finalizers().iter().any(|f| f == FINALIZER)
@@ -479,10 +487,14 @@ async fn report_transitions(
         }
     }
     let (before, after) = (condition_of(old, "Ready"), condition_of(Some(new), "Ready"));
+    // A rule that was never reported before (just created, or the first reconcile after a bulk
+    // import) gets no Event for being published: its status says so, and 50 000 Events would
+    // double the API writes of a cold start. Edits and recoveries get one.
     if let Some(after) = after.filter(|a| a.status == "True") {
-        let became_ready = before.is_none_or(|b| b.status != "True");
-        let own_change_published =
-            old.and_then(|s| s.observed_generation) != new.observed_generation;
+        let became_ready = before.is_some_and(|b| b.status != "True");
+        let own_change_published = old
+            .and_then(|s| s.observed_generation)
+            .is_some_and(|observed| Some(observed) != new.observed_generation);
         if became_ready || own_change_published {
             ctx.event(rule, EventType::Normal, "Published", after.message.clone())
                 .await;

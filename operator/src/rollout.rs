@@ -87,6 +87,23 @@ impl PoolRollout {
         }
     }
 
+    /// Whether every live router runs the latest bundle or the one published before it.
+    fn keeping_up(&self) -> bool {
+        let latest = self
+            .latest
+            .as_ref()
+            .and_then(|v| self.order.get(v))
+            .copied()
+            .unwrap_or(0);
+        self.routers.iter().filter(|r| r.live).all(|router| {
+            router
+                .version
+                .as_ref()
+                .and_then(|v| self.order.get(v))
+                .is_some_and(|order| *order + 1 >= latest)
+        })
+    }
+
     fn router_states(&self) -> Vec<RouterStatus> {
         self.routers
             .iter()
@@ -112,6 +129,8 @@ impl PoolRollout {
 #[derive(Debug, Default)]
 pub struct Rollouts {
     pools: Mutex<HashMap<String, PoolRollout>>,
+    /// Bumped whenever any pool's routers change.
+    changes: tokio::sync::Notify,
     /// Pools whose rules a reconcile just wrote without a complete roll-out: their counts are
     /// refreshed on the next passes too, in case a router acknowledged in between.
     touched: Mutex<HashMap<String, std::time::Instant>>,
@@ -157,12 +176,44 @@ impl Rollouts {
 
     /// Replaces a pool's routers; whether anything but renewal times changed.
     fn replace_routers(&self, pool: &str, routers: Vec<RouterReport>) -> bool {
-        self.with_pool(pool, |state| {
+        let changed = self.with_pool(pool, |state| {
             let changed = state.routers != routers || !state.seen;
             state.routers = routers;
             state.seen = true;
             changed
-        })
+        });
+        if changed {
+            self.changes.notify_waiters();
+        }
+        changed
+    }
+
+    /// Waits until every live router of `pool` runs `since` or a later bundle, or `within`
+    /// passed; the count then. Lets a reconcile write a rule's status once, rolled out,
+    /// instead of twice (not yet, then yes) when the routers are quick.
+    pub async fn wait_rolled_out(
+        &self,
+        pool: &str,
+        since: Option<&str>,
+        within: Duration,
+    ) -> RolloutStatus {
+        let deadline = tokio::time::Instant::now() + within;
+        // Worth waiting only when the routers keep up (each ran the bundle before the latest):
+        // during a bulk change they lag several bundles behind, and every reconcile waiting
+        // would hold a reconcile slot for nothing.
+        if !self.with_pool(pool, |state| state.keeping_up()) {
+            return self.count(pool, since);
+        }
+        loop {
+            let changed = self.changes.notified();
+            let count = self.count(pool, since);
+            if since.is_none() || count.total == 0 || count.updated >= count.total {
+                return count;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.count(pool, since);
+            }
+        }
     }
 
     /// Asks for the pool's rule counts to be refreshed for a little while (a reconcile wrote a
@@ -354,19 +405,15 @@ async fn refresh_rules(ctx: &Context, pool: &str) -> bool {
     let results: Vec<bool> = futures::stream::iter(changed)
         .map(|(rule, status)| async move {
             let namespace = rule.namespace().unwrap_or_default();
-            let patch = json!({
-                "apiVersion": streamsplit_rules::spec::API_VERSION,
-                "kind": "SplitRule",
-                "metadata": { "resourceVersion": rule.resource_version() },
-                "status": status,
-            });
-            let result = Api::<SplitRule>::namespaced(ctx.client.clone(), &namespace)
-                .patch_status(
-                    &rule.name_any(),
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(patch),
-                )
-                .await;
+            let api = Api::<SplitRule>::namespaced(ctx.client.clone(), &namespace);
+            let _slot = ctx.writes.acquire().await;
+            let result = crate::status::write(
+                &api,
+                &rule.name_any(),
+                &status,
+                rule.resource_version().as_deref(),
+            )
+            .await;
             written(result, "SplitRule", &rule.name_any())
         })
         .buffer_unordered(WRITES_IN_FLIGHT)
@@ -481,5 +528,24 @@ mod tests {
         assert!(!rollouts.replace_routers("p", vec![router("a", Some("v1"), true)]));
         assert!(rollouts.replace_routers("p", vec![router("a", Some("v2"), true)]));
         assert!(rollouts.replace_routers("p", vec![router("a", Some("v2"), false)]));
+    }
+
+    #[test]
+    fn routers_keep_up_when_at_most_one_bundle_behind() {
+        let rollouts = pool(vec![
+            router("a", Some("v2"), true),
+            router("b", Some("v3"), true),
+        ]);
+        assert!(rollouts.with_pool("p", |state| state.keeping_up()));
+        let lagging = pool(vec![
+            router("a", Some("v1"), true),
+            router("b", Some("v3"), true),
+        ]);
+        assert!(!lagging.with_pool("p", |state| state.keeping_up()));
+        let gone = pool(vec![
+            router("a", Some("v1"), false),
+            router("b", Some("v3"), true),
+        ]);
+        assert!(gone.with_pool("p", |state| state.keeping_up()));
     }
 }

@@ -253,6 +253,41 @@ pub fn with_rollout(
     status
 }
 
+/// Writes a rule's whole status with a JSON merge patch (fields now absent are sent as `null`,
+/// so they are removed). A merge patch costs the apiserver markedly less than a server-side
+/// apply, which matters when 50 000 rules are reported at once. With `precondition` (a
+/// `resourceVersion`), the write fails with 409 if the object changed since.
+pub async fn write(
+    api: &kube::Api<streamsplit_rules::crd::SplitRule>,
+    name: &str,
+    status: &SplitRuleStatus,
+    precondition: Option<&str>,
+) -> Result<(), kube::Error> {
+    let mut status = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    if let Some(fields) = status.as_object_mut() {
+        for field in [
+            "observedGeneration",
+            "topic",
+            "bundleVersion",
+            "routers",
+            "rollout",
+        ] {
+            fields.entry(field).or_insert(serde_json::Value::Null);
+        }
+    }
+    let mut patch = serde_json::json!({ "status": status });
+    if let Some(resource_version) = precondition {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": resource_version });
+    }
+    let params = kube::api::PatchParams {
+        field_manager: Some(crate::publisher::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch_status(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
