@@ -7,6 +7,9 @@
 //! successful renewal (whose `renewTime` it wrote at that start), i.e. a third of the lease
 //! duration before anyone may take over: that third covers clock skew between nodes and the
 //! time to stop. Every renewal call is itself bounded by the time left until that deadline.
+//!
+//! The election runs on its own thread, runtime and API connection ([`LeaderThread`]), so the
+//! controller's work can never delay a renewal.
 
 use std::time::Duration;
 

@@ -36,6 +36,9 @@ const HISTORY: usize = 512;
 const TICK: Duration = Duration::from_secs(1);
 /// A router's Lease expired this long ago is deleted (a crashed pod never deletes its own).
 const FORGET_AFTER: SignedDuration = SignedDuration::from_hours(1);
+/// Every pool's rule counts are recomputed at least this often: a safety net for a status
+/// written by a reconcile that the watch cache showed only after the last refresh.
+const SWEEP: Duration = Duration::from_secs(10);
 /// How long a touched pool's rules keep being refreshed.
 const TOUCHED_FOR: Duration = Duration::from_secs(3);
 /// Rule status writes in flight at once.
@@ -276,6 +279,7 @@ pub async fn watch_routers(api: Api<Lease>, ctx: Arc<Context>) {
     futures::pin_mut!(stream);
     let mut ticker = tokio::time::interval(TICK);
     let mut retry: BTreeSet<String> = BTreeSet::new();
+    let mut swept: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             event = stream.next() => match event {
@@ -285,7 +289,7 @@ pub async fn watch_routers(api: Api<Lease>, ctx: Arc<Context>) {
             },
             _ = ticker.tick() => {}
         }
-        pass(&ctx, &api, &reader, &mut retry).await;
+        pass(&ctx, &api, &reader, &mut retry, &mut swept).await;
     }
 }
 
@@ -294,6 +298,7 @@ async fn pass(
     api: &Api<Lease>,
     leases: &Store<Lease>,
     retry: &mut BTreeSet<String>,
+    swept: &mut HashMap<String, std::time::Instant>,
 ) {
     let now = Timestamp::now();
     let mut by_pool: BTreeMap<String, Vec<RouterReport>> = ctx
@@ -319,9 +324,11 @@ async fn pass(
         routers.sort_by(|a, b| a.name.cmp(&b.name));
         let changed = ctx.rollouts.replace_routers(&pool, routers);
         let retried = retry.remove(&pool);
-        if !changed && !retried && !touched.contains(&pool) {
+        let sweep_due = swept.get(&pool).is_none_or(|at| at.elapsed() >= SWEEP);
+        if !changed && !retried && !touched.contains(&pool) && !sweep_due {
             continue;
         }
+        swept.insert(pool.clone(), std::time::Instant::now());
         record_metrics(ctx, &pool);
         let pool_written = write_pool(ctx, &pool).await;
         let rules_written = refresh_rules(ctx, &pool).await;
