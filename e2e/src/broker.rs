@@ -33,6 +33,10 @@ pub struct Broker {
 pub struct ReadRecord {
     /// Partition it was read from.
     pub partition: i32,
+    /// Its offset there.
+    pub offset: i64,
+    /// Its timestamp in milliseconds, when it has one.
+    pub timestamp: Option<i64>,
     /// Key bytes.
     pub key: Option<Vec<u8>>,
     /// Value bytes.
@@ -268,6 +272,8 @@ impl Broker {
             }
             records.push(ReadRecord {
                 partition: message.partition(),
+                offset: message.offset(),
+                timestamp: message.timestamp().to_millis(),
                 key: message.key().map(<[u8]>::to_vec),
                 value: message.payload().map(<[u8]>::to_vec),
                 headers: message

@@ -97,6 +97,8 @@ fn a_bad_ca_or_password_makes_the_router_not_ready_with_a_clear_error_and_loses_
             tier: streamsplit_rules::Tier::Standard,
             mode: streamsplit_rules::Mode::Active,
             suspend: false,
+            sample: None,
+            project: None,
         }],
     );
     stack.produce_kinds(&["a"], 10);

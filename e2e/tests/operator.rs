@@ -539,3 +539,36 @@ fn of_two_rules_claiming_one_topic_with_different_settings_the_newer_gets_resour
     .unwrap();
     assert_eq!(reason, "PolicyViolation");
 }
+
+#[test]
+fn rule_tests_with_key_and_headers_pass_the_api_and_sample_and_project_are_validated() {
+    let mut stack = Stack::start();
+    let topic = unique_name("meta");
+    stack.start_operator();
+    // This rule's tests pass only if the apiserver keeps their `key` and `headers`.
+    stack.apply(&(rule_yaml(
+        "vip-clicks",
+        r#"meta.headers["type"] == "click" && meta.key == "vip""#,
+        &topic,
+        "  sample: 0.5\n  project: {keep: [id], hash: [id]}\n  tests:\n    - {name: vip click, record: {}, key: vip, headers: {type: click}, expect: match}\n    - {name: plain click, record: {}, key: joe, headers: {type: click}, expect: no-match}\n",
+    ) + &rule_yaml("never", "true", &topic, "  sample: 0\n")
+        + &rule_yaml("clash", "true", &topic, "  project: {keep: [id], drop: [id]}\n")));
+    stack.wait_ready("vip-clicks", "True");
+    let (reason, message) = stack.wait_ready("never", "False");
+    assert_eq!(reason, "InvalidSample", "{message}");
+    let (reason, message) = stack.wait_ready("clash", "False");
+    assert_eq!(reason, "InvalidProjection", "{message}");
+    assert!(message.contains("keep and drop"), "{message}");
+    let (_, bundle) = stack.bundle().unwrap();
+    let rules = bundle["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{bundle}");
+    assert_eq!(rules[0]["sample"], 0.5);
+    assert_eq!(rules[0]["project"]["hash"], serde_json::json!(["id"]));
+    // The CRD schema refuses a fraction above 1 at apply time.
+    let refused = stack.cluster.kubectl_stdin(
+        &["apply", "-n", &stack.namespace, "-f", "-"],
+        Some(&rule_yaml("too-much", "true", &topic, "  sample: 1.5\n")),
+    );
+    let error = refused.expect_err("sample 1.5 is refused").to_string();
+    assert!(error.contains("sample"), "{error}");
+}

@@ -543,6 +543,8 @@ fn bundle_with(scenario: &Scenario, extra: &[(String, String)]) -> String {
             tier: streamsplit_rules::Tier::Standard,
             mode: streamsplit_rules::Mode::Active,
             suspend: false,
+            sample: None,
+            project: None,
         });
     }
     streamsplit_rules::RuleBundle::build("default", definitions).to_json()

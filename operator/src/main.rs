@@ -1,5 +1,6 @@
 //! `streamsplit-operator`: see `--help`.
 
+mod allocator;
 mod cli;
 mod controller;
 mod http;
@@ -28,6 +29,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, LogFormat, RunArgs};
 
 fn main() -> ExitCode {
+    allocator::limit_arenas();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Crdgen { kind }) => match serde_yaml::to_string(&match kind {

@@ -59,6 +59,8 @@ fn rules(count: usize, targets: &[String]) -> Vec<RuleDefinition> {
             tier: Tier::Standard,
             mode: Mode::Active,
             suspend: false,
+            sample: None,
+            project: None,
         })
         .collect()
 }
@@ -67,8 +69,11 @@ fn write_manifests(dir: &Path, definitions: &[RuleDefinition]) {
     std::fs::create_dir_all(dir).unwrap();
     let mut yaml = String::new();
     for d in definitions {
+        let project = d.project.as_ref().map_or(String::new(), |p| {
+            format!("  project: {{keep: [{}]}}\n", p.keep.join(", "))
+        });
         yaml.push_str(&format!(
-            "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n---\n",
+            "apiVersion: streamsplit.io/v1alpha1\nkind: SplitRule\nmetadata: {{name: {}, namespace: bench}}\nspec:\n  condition: '{}'\n  targetTopic: {}\n  tier: {}\n{project}---\n",
             d.id.name, d.condition, d.target_topic, d.tier.as_str()
         ));
     }
@@ -235,6 +240,8 @@ fn tier_isolation(
             tier: Tier::BestEffort,
             mode: Mode::Active,
             suspend: false,
+            sample: None,
+            project: None,
         });
         let dir = work.join(format!("tiers-{label}"));
         write_manifests(&dir, &definitions);
@@ -507,6 +514,33 @@ fn main() {
             vec!["--rules".into(), dir.display().to_string()],
         ));
     }
+    // Every copy projected to 5 of the record's 10 fields.
+    let dir = work.path().join("rules-100-projected");
+    let projected: Vec<RuleDefinition> = rules(100, &targets)
+        .into_iter()
+        .map(|mut rule| {
+            rule.project = Some(streamsplit_rules::projection::Projection {
+                keep: ["seq", "id", "page", "country", "client"]
+                    .map(String::from)
+                    .to_vec(),
+                ..Default::default()
+            });
+            rule
+        })
+        .collect();
+    write_manifests(&dir, &projected);
+    configurations.push((
+        "100 rules, keep-5-fields projection on every copy".into(),
+        vec!["--rules".into(), dir.display().to_string()],
+    ));
+    configurations.push((
+        "100 rules, without lineage headers".into(),
+        vec![
+            "--rules".into(),
+            work.path().join("rules-100").display().to_string(),
+            "--lineage-headers=false".into(),
+        ],
+    ));
     configurations.push((
         "100 rules, Rhai engine".into(),
         vec![
@@ -598,6 +632,8 @@ fn main() {
         tier: Tier::Standard,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     });
     let b = RuleBundle::build("default", with_dummy);
     let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();

@@ -54,6 +54,10 @@ pub enum Command {
         /// JSON-lines input; standard input when absent.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// What each input line is: the record's value, or an envelope with value, key, headers,
+        /// topic, partition, offset and timestamp (see the README, "The router").
+        #[arg(long, value_enum, default_value_t = InputFormat::Value)]
+        format: InputFormat,
         /// How conditions are evaluated.
         #[arg(long, value_enum, default_value_t = Engine::Fast)]
         engine: Engine,
@@ -64,6 +68,8 @@ pub enum Command {
     /// Consume the source topics and route records until SIGTERM/SIGINT.
     Run(Box<RunArgs>),
 }
+
+pub use crate::commands::eval::InputFormat;
 
 /// How conditions are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -185,6 +191,11 @@ pub struct RunArgs {
     /// that misses two renewals in a row is reported as gone.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub rollout_lease_interval: Duration,
+    /// Whether every routed copy carries lineage headers: `streamsplit.rule`,
+    /// `streamsplit.bundle.version` and `streamsplit.source.{topic,partition,offset}`, after the
+    /// record's own headers. Set per pool in the chart (`routers[].lineageHeaders`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "STREAMSPLIT_LINEAGE_HEADERS")]
+    pub lineage_headers: bool,
     /// Most best-effort copies in flight; beyond it best-effort copies are dropped (counted in
     /// `streamsplit_dropped_total`), never waited for.
     #[arg(long, default_value_t = crate::run::kafka_config::DEFAULT_BEST_EFFORT_QUEUE)]

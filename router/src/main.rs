@@ -40,9 +40,10 @@ fn main() -> ExitCode {
         Command::Eval {
             rules,
             input,
+            format,
             engine,
             eval_budget,
-        } => eval(&rules, input.as_deref(), engine.mode(), eval_budget),
+        } => eval(&rules, input.as_deref(), format, engine.mode(), eval_budget),
         Command::Run(args) => run(*args),
     }
 }
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
 fn eval(
     paths: &[std::path::PathBuf],
     input: Option<&std::path::Path>,
+    format: cli::InputFormat,
     mode: streamsplit_rules::EvalMode,
     eval_budget: std::time::Duration,
 ) -> ExitCode {
@@ -68,13 +70,15 @@ fn eval(
     let stdout = std::io::stdout();
     let result = match input {
         Some(path) => match std::fs::File::open(path) {
-            Ok(file) => commands::eval::eval(&rules, BufReader::new(file), &mut stdout.lock()),
+            Ok(file) => {
+                commands::eval::eval(&rules, format, BufReader::new(file), &mut stdout.lock())
+            }
             Err(error) => {
                 eprintln!("error: cannot read {}: {error}", path.display());
                 return ExitCode::from(2);
             }
         },
-        None => commands::eval::eval(&rules, std::io::stdin().lock(), &mut stdout.lock()),
+        None => commands::eval::eval(&rules, format, std::io::stdin().lock(), &mut stdout.lock()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +200,7 @@ fn run(args: RunArgs) -> ExitCode {
             group: args.group,
             exception_topic: args.exception_topic,
             commit_interval: args.commit_interval,
+            lineage_headers: args.lineage_headers,
             drain_timeout: args.drain_timeout,
             lanes: run::lanes::LaneLimits {
                 copies: args.max_in_flight,

@@ -24,6 +24,8 @@ pub struct Metrics {
     /// Evaluations stopped by the time budget or the operation limit (they count towards
     /// quarantine).
     pub rule_overruns: IntCounterVec,
+    /// Matches a rule's `sample` left out (counted, not copied).
+    pub rule_sampled_out: IntCounterVec,
     /// Best-effort copies of a rule that were dropped.
     pub rule_copies_dropped: IntCounterVec,
     /// Copies of a rule that went to the exception topic because they could not be produced.
@@ -138,6 +140,12 @@ impl Metrics {
                 r,
                 "streamsplit_rule_overruns_total",
                 "Evaluations stopped by the time budget or the operation limit; 5 in a row quarantine the rule.",
+                &["rule"],
+            ),
+            rule_sampled_out: counter_vec(
+                r,
+                "streamsplit_rule_sampled_out_total",
+                "Matches of a sampling rule that its sample left out (not copied).",
                 &["rule"],
             ),
             producer_replacements: counter_vec(

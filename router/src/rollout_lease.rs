@@ -63,14 +63,14 @@ impl RolloutLease {
         loop {
             let live = router.rules.load().version.clone();
             let due = renewed.elapsed() >= self.settings.interval;
-            if reported.as_deref() != Some(live.as_str()) || due {
+            if reported.as_deref() != Some(&*live) || due {
                 match self.renew(&live).await {
                     Ok(()) => {
                         if failing {
                             tracing::info!(lease = %self.name, "roll-out Lease renewed again");
                         }
                         failing = false;
-                        reported = Some(live);
+                        reported = Some(live.to_string());
                     }
                     Err(error) => {
                         if !failing {

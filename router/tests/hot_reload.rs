@@ -25,6 +25,8 @@ fn rule(name: &str, condition: &str, topic: &str) -> RuleDefinition {
         tier: Tier::Standard,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 

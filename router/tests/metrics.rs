@@ -19,6 +19,8 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier, mode: Mode) -> Rul
         tier,
         mode,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 

@@ -19,6 +19,8 @@ fn rule(name: &str, target: &str) -> RuleDefinition {
         tier: Tier::Standard,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 

@@ -12,10 +12,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rhai::Scope;
-use streamsplit_rules::fast::{compile_condition, extract_slots, FieldPaths};
+use streamsplit_rules::fast::{compile_condition, extract_slots, fill_meta_slots, FieldPaths};
 use streamsplit_rules::record::json_to_dynamic;
 use streamsplit_rules::{
-    sandboxed_engine, Condition, EvalMode, Mode, RuleDefinition, RuleId, RuleSet, Tier,
+    sandboxed_engine, Condition, EvalMode, Mode, RecordMeta, RuleDefinition, RuleId, RuleSet, Tier,
 };
 
 const CORPUS: usize = 5_000;
@@ -71,6 +71,8 @@ fn rule(name: String, condition: String) -> RuleDefinition {
         tier: Tier::Standard,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 
@@ -81,11 +83,34 @@ fn shapes(all_records: &[Vec<u8>]) {
         .iter()
         .map(|r| serde_json::from_slice(r).unwrap())
         .collect();
+    // Keys `user-<n>` (every fifth `vip-<n>`), a `type` header and, every third record, `trace`.
+    type Headers = Vec<(&'static str, &'static [u8])>;
+    let metas: Vec<(String, Headers)> = (0..records.len())
+        .map(|i| {
+            let key = format!("{}-{i}", if i % 5 == 0 { "vip" } else { "user" });
+            let mut headers: Headers = vec![("type", if i % 2 == 0 { b"click" } else { b"view" })];
+            if i % 3 == 0 {
+                headers.push(("trace", b"t"));
+            }
+            (key, headers)
+        })
+        .collect();
+    let meta_views: Vec<RecordMeta<'_>> = metas
+        .iter()
+        .map(|(key, headers)| RecordMeta {
+            key: Some(key.as_bytes()),
+            headers: headers.iter().map(|(n, v)| (*n, Some(*v))).collect(),
+            topic: "events",
+            ..RecordMeta::default()
+        })
+        .collect();
     let mut scopes: Vec<Scope<'static>> = values
         .iter()
-        .map(|v| {
+        .zip(&meta_views)
+        .map(|(v, meta)| {
             let mut scope = Scope::new();
             scope.push_constant_dynamic("record", json_to_dynamic(v));
+            scope.push_constant_dynamic("meta", meta.to_dynamic());
             scope
         })
         .collect();
@@ -109,6 +134,10 @@ fn shapes(all_records: &[Vec<u8>]) {
             "len / to_string",
             r#"record.user.len() > 4 && record.id.to_string() != "7""#,
         ),
+        ("header equality", r#"meta.headers["type"] == "click""#),
+        ("header presence", r#""trace" in meta.headers"#),
+        ("key equality", r#"meta.key == "user-42""#),
+        ("key starts_with", r#"meta.key.starts_with("vip-")"#),
     ];
     println!("## 1. Condition cost per rule-record ({HOT_SET} decoded records x {HOT_REPEAT}, median of {PASSES} passes)\n");
     println!("| shape | Rhai ns | fast ns | Rhai / fast |");
@@ -119,7 +148,12 @@ fn shapes(all_records: &[Vec<u8>]) {
         let fast = compile_condition(condition.ast(), &mut paths).expect("in the fast subset");
         let slots: Vec<_> = records
             .iter()
-            .map(|r| extract_slots(&paths, r).unwrap())
+            .zip(&meta_views)
+            .map(|(r, meta)| {
+                let mut slots = extract_slots(&paths, r).unwrap();
+                fill_meta_slots(&paths, meta, &mut slots);
+                slots
+            })
             .collect();
         // Both paths must agree on the whole corpus before anything is timed.
         for (slot, scope) in slots.iter().zip(scopes.iter_mut()) {
@@ -163,7 +197,25 @@ fn shapes(all_records: &[Vec<u8>]) {
             black_box(extract_slots(&paths, record).unwrap());
         }
     });
-    println!("\nDecoding one record, once per record: full JSON + Rhai map {decode_rhai:.0} ns, slot extraction (2 fields) {decode_fast:.0} ns ({:.1}×).\n", decode_rhai / decode_fast);
+    println!("\nDecoding one record, once per record: full JSON + Rhai map {decode_rhai:.0} ns, slot extraction (2 fields) {decode_fast:.0} ns ({:.1}×).", decode_rhai / decode_fast);
+    let header = Condition::compile(&engine, r#"meta.headers["type"] == "click""#).unwrap();
+    let mut paths = FieldPaths::default();
+    compile_condition(header.ast(), &mut paths);
+    let mut slots = vec![streamsplit_rules::fast::Value::Unit; paths.len()];
+    let fill_fast = median_ns_per_item(HOT_SET * HOT_REPEAT, || {
+        for _ in 0..HOT_REPEAT {
+            for meta in &meta_views {
+                fill_meta_slots(&paths, black_box(meta), &mut slots);
+                black_box(&slots);
+            }
+        }
+    });
+    let fill_rhai = median_ns_per_item(HOT_SET, || {
+        for meta in &meta_views {
+            let _ = black_box(meta.to_dynamic());
+        }
+    });
+    println!("Metadata, once per record: one header slot {fill_fast:.1} ns, the full `meta` map for Rhai {fill_rhai:.0} ns.\n");
 }
 
 fn scaling(records: &[Vec<u8>]) {

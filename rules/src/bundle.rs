@@ -153,6 +153,8 @@ mod tests {
             tier: Tier::Standard,
             mode: Mode::Active,
             suspend: false,
+            sample: None,
+            project: None,
         }
     }
 

@@ -286,6 +286,8 @@ mod tests {
                 tier: Tier::Standard,
                 mode: Mode::Active,
                 suspend: false,
+                sample: None,
+                project: None,
             })
             .collect()
     }

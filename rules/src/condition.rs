@@ -4,6 +4,7 @@ use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Expr, FnCallExpr, Position, 
 use thiserror::Error;
 
 use crate::engine::{EvaluationClock, BLOCKED_FUNCTIONS, BUDGET_TOKEN, RECORD_VARIABLE};
+use crate::metadata::META_VARIABLE;
 
 /// Why a condition does not compile, with the position users need to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -88,24 +89,40 @@ impl EvalError {
     }
 }
 
+/// Whether the condition reads the `meta` variable anywhere.
+fn reads_meta(ast: &AST) -> bool {
+    let mut found = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::Variable(variable, _, _))) = path.last() {
+            found |= variable.1.as_str() == META_VARIABLE;
+        }
+        !found
+    });
+    found
+}
+
 /// A compiled condition.
 #[derive(Clone, Debug)]
 pub struct Condition {
     ast: AST,
+    uses_meta: bool,
 }
 
 impl Condition {
-    /// Compiles `source` with `record` declared, so any other free variable is a compile error.
+    /// Compiles `source` with `record` and `meta` declared, so any other free variable is a
+    /// compile error.
     pub fn compile(engine: &Engine, source: &str) -> Result<Self, CompileError> {
-        // `record` is a plain variable here: were it a constant, the optimizer could fold its
-        // placeholder value into the AST.
+        // Plain variables here: were they constants, the optimizer could fold their placeholder
+        // values into the AST.
         let mut scope = Scope::new();
         scope.push(RECORD_VARIABLE, Dynamic::UNIT);
+        scope.push(META_VARIABLE, Dynamic::UNIT);
         let ast = engine
             .compile_with_scope(&scope, source)
             .map_err(|err| CompileError::at(err.err_type().to_string(), err.position()))?;
         reject_blocked_calls(&ast)?;
-        Ok(Condition { ast })
+        let uses_meta = reads_meta(&ast);
+        Ok(Condition { ast, uses_meta })
     }
 
     /// The compiled form, for tools that analyse conditions.
@@ -113,7 +130,13 @@ impl Condition {
         &self.ast
     }
 
-    /// Evaluates against a scope whose last entry is the constant `record`.
+    /// Whether the condition reads `meta`: only then is the `meta` map built for it.
+    pub fn uses_meta(&self) -> bool {
+        self.uses_meta
+    }
+
+    /// Evaluates against a scope holding the constant `record` (and `meta`, when the condition
+    /// reads it).
     ///
     /// Variables the condition declares are removed afterwards so they cannot leak into the
     /// next rule evaluated on the same record.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::projection::Projection;
 use crate::rule_id::RuleId;
 use crate::spec::{Mode, SplitRuleSpec, Tier};
 
@@ -21,6 +22,12 @@ pub struct RuleDefinition {
     pub mode: Mode,
     /// Suspended rules are carried but never evaluated.
     pub suspend: bool,
+    /// Fraction of matching records copied, by a hash of the key (see [`crate::sampling`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<f64>,
+    /// What the copies keep of the record (see [`crate::projection`]); whole when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Projection>,
 }
 
 impl RuleDefinition {
@@ -33,6 +40,8 @@ impl RuleDefinition {
             tier: spec.tier,
             mode: spec.mode,
             suspend: spec.suspend,
+            sample: spec.sample,
+            project: spec.project.clone(),
         }
     }
 }

@@ -11,13 +11,16 @@ pub mod definition;
 pub mod engine;
 pub mod fast;
 pub mod manifest;
+pub mod metadata;
 pub mod pool_name;
+pub mod projection;
 pub mod protected_topics;
 pub mod record;
 pub mod router_lease;
 pub mod rule_id;
 pub mod rule_index;
 pub mod rule_set;
+pub mod sampling;
 pub mod spec;
 pub mod topic_name;
 pub mod validation;
@@ -30,6 +33,7 @@ pub use manifest::{
     compile_manifests, compile_manifests_with, load_manifests, parse_manifests, ManifestError,
     SplitRuleManifest,
 };
+pub use metadata::RecordMeta;
 pub use protected_topics::ProtectedTopics;
 pub use record::DecodeError;
 pub use rule_id::RuleId;

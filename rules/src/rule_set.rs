@@ -13,7 +13,10 @@ use rhai::{Engine, Scope};
 use crate::condition::{Condition, EvalError};
 use crate::definition::RuleDefinition;
 use crate::engine::{sandboxed_engine, sandboxed_engine_with_budget, RECORD_VARIABLE};
+use crate::fast::extract::fill_meta_slots;
 use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
+use crate::metadata::{RecordMeta, META_VARIABLE};
+use crate::projection::{CompiledProjection, ProjectionError};
 use crate::protected_topics::ProtectedTopics;
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
@@ -74,6 +77,7 @@ pub struct CompiledRule {
     /// What the rule says.
     pub definition: RuleDefinition,
     condition: Condition,
+    projection: Option<CompiledProjection>,
     fast: Option<FastCondition>,
     overruns: OverrunState,
 }
@@ -82,6 +86,11 @@ impl CompiledRule {
     /// Whether the condition runs on the fast path.
     pub fn is_fast(&self) -> bool {
         self.fast.is_some()
+    }
+
+    /// What the rule's copies keep of the record, when it projects.
+    pub fn projection(&self) -> Option<&CompiledProjection> {
+        self.projection.as_ref()
     }
 
     /// Whether the rule was quarantined for exceeding its time budget.
@@ -111,6 +120,10 @@ pub struct RuleSet {
     mode: EvalMode,
     paths: FieldPaths,
     index: RuleIndex,
+    /// Whether any Rhai-evaluated condition reads `meta` (else the map is never built).
+    uses_meta: bool,
+    /// Whether any rule samples (its decision reads the key).
+    samples: bool,
 }
 
 /// A rule that failed on one record.
@@ -131,6 +144,8 @@ pub struct Evaluation {
     pub failures: Vec<RuleFailure>,
     /// Rules quarantined by this very evaluation (their time budget ran out once too often).
     pub quarantined: Vec<usize>,
+    /// Matching rules whose `sample` left this record out (not in `matches`).
+    pub sampled_out: Vec<usize>,
 }
 
 /// Where one copy of a record goes.
@@ -142,6 +157,18 @@ pub struct Delivery<'a> {
     pub topic: &'a str,
     /// Tier of that rule.
     pub tier: Tier,
+    /// What the copy keeps of the record, when that rule projects.
+    pub projection: Option<&'a CompiledProjection>,
+}
+
+impl Delivery<'_> {
+    /// The copy's value: `None` when it is the record's own, else the projected bytes.
+    pub fn value(&self, payload: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        match self.projection {
+            None => Ok(None),
+            Some(projection) => projection.apply(payload).map(Some).ok_or(ProjectionError),
+        }
+    }
 }
 
 impl RuleSet {
@@ -215,14 +242,25 @@ impl RuleSet {
             let reused = compiled.get(definition.condition.as_str());
             let time_quarantined = reused.is_some_and(|(_, q)| *q);
             let reused = reused.map(|(c, _)| (*c).clone());
-            let result = match (protected.check(&definition.target_topic), reused) {
-                (Err(refused), _) => Err(refused),
-                (Ok(()), Some(condition)) => {
+            let options = crate::sampling::validate_sample(definition.sample)
+                .map_err(RuleError::InvalidSample)
+                .and_then(|()| match &definition.project {
+                    Some(projection) => projection
+                        .compile()
+                        .map(Some)
+                        .map_err(RuleError::InvalidProjection),
+                    None => Ok(None),
+                });
+            let projection = options.as_ref().ok().cloned().flatten();
+            let result = match (protected.check(&definition.target_topic), options, reused) {
+                (Err(refused), _, _) => Err(refused),
+                (Ok(()), Err(invalid), _) => Err(invalid),
+                (Ok(()), Ok(_), Some(condition)) => {
                     crate::topic_name::validate_topic_name(&definition.target_topic)
                         .map(|()| condition)
                         .map_err(RuleError::InvalidTopic)
                 }
-                (Ok(()), None) => {
+                (Ok(()), Ok(_), None) => {
                     compile_rule(&engine, &definition.condition, &definition.target_topic)
                 }
             };
@@ -230,6 +268,7 @@ impl RuleSet {
                 Ok(condition) => rules.push(CompiledRule {
                     definition,
                     condition,
+                    projection,
                     fast: None,
                     overruns: OverrunState::quarantined(time_quarantined),
                 }),
@@ -241,6 +280,7 @@ impl RuleSet {
                         rules.push(CompiledRule {
                             definition: previous.definition.clone(),
                             condition: previous.condition.clone(),
+                            projection: previous.projection.clone(),
                             fast: None,
                             overruns: OverrunState::quarantined(previous.overruns.is_quarantined()),
                         });
@@ -269,6 +309,8 @@ impl RuleSet {
             keys.push((index, key));
         }
         let index = RuleIndex::build(keys);
+        let uses_meta = rules.iter().any(|r| r.condition.uses_meta());
+        let samples = rules.iter().any(|r| r.definition.sample.is_some());
         (
             RuleSet {
                 engine,
@@ -276,6 +318,8 @@ impl RuleSet {
                 mode,
                 paths,
                 index,
+                uses_meta,
+                samples,
             },
             quarantined,
         )
@@ -321,31 +365,92 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Whether any condition (or sampling, which reads the key) reads `meta`; callers without
+    /// it may pass empty metadata.
+    pub fn reads_meta(&self) -> bool {
+        self.uses_meta || self.samples
+    }
+
     /// Rules that are evaluated (not suspended).
     pub fn active_count(&self) -> usize {
         self.rules.iter().filter(|r| !r.definition.suspend).count()
     }
 
-    /// Decodes a record value and evaluates every non-suspended rule on it.
+    /// Decodes a record value without metadata (no key, no headers, topic `""`) and evaluates
+    /// every non-suspended rule on it; see [`RuleSet::evaluate_record`].
     pub fn evaluate(&self, payload: &[u8]) -> Result<Evaluation, DecodeError> {
+        self.evaluate_record(payload, &RecordMeta::default())
+    }
+
+    /// Decodes a record value and evaluates every non-suspended rule on it, with `meta` as what
+    /// conditions read as `meta`.
+    pub fn evaluate_record<'a>(
+        &self,
+        payload: &'a [u8],
+        meta: &RecordMeta<'a>,
+    ) -> Result<Evaluation, DecodeError> {
+        let mut evaluation = self.evaluate_conditions(payload, meta)?;
+        if self.samples {
+            self.sample(&mut evaluation, meta.key, payload);
+        }
+        Ok(evaluation)
+    }
+
+    fn evaluate_conditions<'a>(
+        &self,
+        payload: &'a [u8],
+        meta: &RecordMeta<'a>,
+    ) -> Result<Evaluation, DecodeError> {
         if self.mode == EvalMode::RhaiOnly {
             let value = decode_json_object(payload)?;
-            return Ok(self.evaluate_value(&value));
+            return Ok(self.evaluate_value(&value, meta));
         }
-        let slots = match extract_slots(&self.paths, payload) {
+        let mut slots = match extract_slots(&self.paths, payload) {
             Ok(slots) => slots,
             // Not a JSON object: the full decoder reports exactly why.
             Err(_) => {
                 let value = decode_json_object(payload)?;
-                return Ok(self.evaluate_value(&value));
+                return Ok(self.evaluate_value(&value, meta));
             }
         };
-        Ok(self.evaluate_slots(&slots, payload))
+        if self.paths.reads_meta() {
+            fill_meta_slots(&self.paths, meta, &mut slots);
+        }
+        Ok(self.evaluate_slots(&slots, payload, meta))
+    }
+
+    /// Moves the matches a rule's `sample` leaves out to `sampled_out`.
+    fn sample(&self, evaluation: &mut Evaluation, key: Option<&[u8]>, payload: &[u8]) {
+        evaluation.matches.retain(|&index| {
+            let kept = self.rules[index]
+                .definition
+                .sample
+                .is_none_or(|fraction| crate::sampling::sampled_in(fraction, key, payload));
+            if !kept {
+                evaluation.sampled_out.push(index);
+            }
+            kept
+        });
+    }
+
+    /// The Rhai scope of one record: `record`, and `meta` when a condition reads it.
+    fn scope(&self, record: &serde_json::Value, meta: &RecordMeta<'_>) -> Scope<'static> {
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(record));
+        if self.uses_meta {
+            scope.push_constant_dynamic(META_VARIABLE, meta.to_dynamic());
+        }
+        scope
     }
 
     /// Fast path: index candidates, native conditions, Rhai (with the record converted once)
     /// only for the rules that need it.
-    fn evaluate_slots(&self, slots: &[Value<'_>], payload: &[u8]) -> Evaluation {
+    fn evaluate_slots(
+        &self,
+        slots: &[Value<'_>],
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+    ) -> Evaluation {
         let mut evaluation = Evaluation::default();
         let mut rhai_scope: Option<Scope<'static>> = None;
         let candidates;
@@ -364,9 +469,7 @@ impl RuleSet {
                     let scope = rhai_scope.get_or_insert_with(|| {
                         let value: serde_json::Value =
                             serde_json::from_slice(payload).unwrap_or_default();
-                        let mut scope = Scope::new();
-                        scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(&value));
-                        scope
+                        self.scope(&value, meta)
                     });
                     self.evaluate_rhai(index, scope, &mut evaluation)
                 }
@@ -380,14 +483,14 @@ impl RuleSet {
         evaluation
     }
 
-    /// Evaluates an already decoded record. A failing rule never stops the others.
-    pub fn evaluate_value(&self, record: &serde_json::Value) -> Evaluation {
+    /// Evaluates a decoded record with its metadata, every rule by Rhai. A failing rule never
+    /// stops the others.
+    fn evaluate_value(&self, record: &serde_json::Value, meta: &RecordMeta<'_>) -> Evaluation {
         let mut evaluation = Evaluation::default();
         if self.rules.is_empty() {
             return evaluation;
         }
-        let mut scope = Scope::new();
-        scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(record));
+        let mut scope = self.scope(record, meta);
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.definition.suspend {
                 continue;
@@ -402,7 +505,7 @@ impl RuleSet {
     }
 
     /// The copies an evaluation asks for: active matching rules only, one copy per topic
-    /// (the first rule in evaluation order decides the tier).
+    /// (the first rule in evaluation order decides the tier and the projection).
     pub fn deliveries(&self, evaluation: &Evaluation) -> Vec<Delivery<'_>> {
         let mut deliveries: Vec<Delivery<'_>> = Vec::with_capacity(evaluation.matches.len());
         for &index in &evaluation.matches {
@@ -417,6 +520,7 @@ impl RuleSet {
                 rule: index,
                 topic: &rule.target_topic,
                 tier: rule.tier,
+                projection: self.rules[index].projection.as_ref(),
             });
         }
         deliveries

@@ -54,7 +54,8 @@ pub const DEFAULT_POOL: &str = "default";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SplitRuleSpec {
-    /// Rhai expression evaluated with the decoded JSON record bound as `record`; must return a bool.
+    /// Rhai expression evaluated with the decoded JSON record bound as `record` and its key,
+    /// headers, topic, partition, offset and timestamp as `meta`; must return a bool.
     pub condition: String,
     /// Kafka topic that receives a copy of every matching record.
     pub target_topic: String,
@@ -70,6 +71,16 @@ pub struct SplitRuleSpec {
     /// `shadow` evaluates and counts matches without producing anything.
     #[serde(default)]
     pub mode: Mode,
+    /// Copy only this fraction (0 < sample <= 1) of the matching records, chosen by a hash of
+    /// the record key (of the value when there is no key): a key is always in or always out.
+    /// Sampled-out matches are counted, not copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample: Option<f64>,
+    /// What the copies keep of the record: `keep`, `drop`, `mask` or `hash` dotted field paths.
+    /// Copies are the whole record when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<crate::projection::Projection>,
     /// Example records the condition must (not) match; run by `check` and the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<RuleTest>,
@@ -152,8 +163,30 @@ pub struct RuleTest {
     /// The record, as it would arrive decoded from JSON.
     #[schemars(schema_with = "any_object_schema")]
     pub record: serde_json::Value,
+    /// The record's key, as the condition reads it in `meta.key` (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The record's headers by name, as the condition reads them in `meta.headers`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Expected outcome.
     pub expect: Expectation,
+}
+
+impl RuleTest {
+    /// The metadata the condition sees for this test: its key and headers, on topic `""`,
+    /// partition 0, offset 0, without timestamp.
+    pub fn meta(&self) -> crate::metadata::RecordMeta<'_> {
+        crate::metadata::RecordMeta {
+            key: self.key.as_deref().map(str::as_bytes),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), Some(value.as_bytes())))
+                .collect(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Expected outcome of a rule test.

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::condition::{CompileError, Condition, EvalError};
 use crate::engine::RECORD_VARIABLE;
+use crate::metadata::META_VARIABLE;
 use crate::record::json_to_dynamic;
 use crate::spec::{Expectation, RuleTest, SplitRuleSpec};
 use crate::topic_name::validate_topic_name;
@@ -38,6 +39,12 @@ pub enum RuleError {
     /// may write); the message names the policy entry.
     #[error("{0}")]
     PolicyViolation(String),
+    /// `project` names no field, a malformed path, or one path under two actions.
+    #[error("invalid project: {0}")]
+    InvalidProjection(String),
+    /// `sample` is not a fraction in (0, 1].
+    #[error("invalid sample: {0}")]
+    InvalidSample(String),
     /// The target is a topic the router itself reads or writes: copying there would loop.
     #[error("targetTopic {topic} is {role}")]
     ProtectedTopic {
@@ -63,6 +70,8 @@ impl RuleError {
             RuleError::Timeout(_) => "Timeout",
             RuleError::Aborted(_) => "ValidationAborted",
             RuleError::PolicyViolation(_) => "PolicyViolation",
+            RuleError::InvalidSample(_) => "InvalidSample",
+            RuleError::InvalidProjection(_) => "InvalidProjection",
             RuleError::ProtectedTopic { .. } => "ProtectedTopic",
         }
     }
@@ -114,6 +123,7 @@ pub fn run_rule_tests(
     for test in tests {
         let mut scope = Scope::new();
         scope.push_constant_dynamic(RECORD_VARIABLE, json_to_dynamic(&test.record));
+        scope.push_constant_dynamic(META_VARIABLE, test.meta().to_dynamic());
         let outcome = condition.evaluate(engine, &mut scope);
         let passed = matches!(
             (&outcome, test.expect),
@@ -133,6 +143,10 @@ pub fn run_rule_tests(
 /// The full verdict on a spec: pool, topic, compilation, and its tests.
 pub fn validate_spec(engine: &Engine, spec: &SplitRuleSpec) -> Result<Condition, RuleError> {
     crate::pool_name::validate_pool_name(&spec.router).map_err(RuleError::InvalidRouter)?;
+    crate::sampling::validate_sample(spec.sample).map_err(RuleError::InvalidSample)?;
+    if let Some(projection) = &spec.project {
+        projection.compile().map_err(RuleError::InvalidProjection)?;
+    }
     let condition = compile_rule(engine, &spec.condition, &spec.target_topic)?;
     run_rule_tests(engine, &condition, &spec.tests)?;
     Ok(condition)

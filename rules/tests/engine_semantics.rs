@@ -13,6 +13,8 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier) -> RuleDefinition 
         tier,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 
@@ -382,4 +384,105 @@ fn a_typo_in_a_manifest_spec_is_an_error_naming_the_key() {
     )
     .unwrap_err();
     assert!(error.to_string().contains("spec.teir"), "{error}");
+}
+
+#[test]
+fn conditions_read_key_headers_and_source_through_meta() {
+    use streamsplit_rules::RecordMeta;
+    let set = one(
+        r#"meta.headers["type"] == "click" && meta.key.starts_with("user-") && meta.topic == "events" && meta.key_json == ()"#,
+    );
+    let meta = RecordMeta {
+        key: Some(b"user-7"),
+        headers: vec![("type", Some(b"view")), ("type", Some(b"click"))],
+        topic: "events",
+        ..RecordMeta::default()
+    };
+    assert_eq!(set.evaluate_record(b"{}", &meta).unwrap().matches, vec![0]);
+    let other_type = RecordMeta {
+        headers: vec![("type", Some(b"click")), ("type", Some(b"view"))],
+        ..meta.clone()
+    };
+    assert!(
+        set.evaluate_record(b"{}", &other_type)
+            .unwrap()
+            .matches
+            .is_empty(),
+        "the last header of a name is the one read"
+    );
+    // Without metadata there are no headers: no match, and `&&` never reaches `meta.key`.
+    let evaluation = set.evaluate(b"{}").unwrap();
+    assert!(evaluation.matches.is_empty() && evaluation.failures.is_empty());
+    let json_key = one(r#"meta.key_json.tenant == "a" && meta.offset == 12"#);
+    let meta = RecordMeta {
+        key: Some(br#"{"tenant": "a"}"#),
+        offset: 12,
+        ..RecordMeta::default()
+    };
+    assert_eq!(
+        json_key.evaluate_record(b"{}", &meta).unwrap().matches,
+        vec![0]
+    );
+}
+
+#[test]
+fn rule_tests_give_conditions_a_key_and_headers() {
+    let manifests = parse_manifests(
+        r#"
+apiVersion: streamsplit.io/v1alpha1
+kind: SplitRule
+metadata: {name: clicks}
+spec:
+  condition: 'meta.headers["type"] == "click" && meta.key == "user-1"'
+  targetTopic: t
+  tests:
+    - {name: a click, record: {}, key: user-1, headers: {type: click}, expect: match}
+    - {name: no headers, record: {}, key: user-1, expect: no-match}
+"#,
+        "inline",
+    )
+    .unwrap();
+    let engine = streamsplit_rules::sandboxed_engine();
+    validate_spec(&engine, &manifests[0].spec).unwrap();
+    let mut wrong = manifests[0].spec.clone();
+    wrong.tests[0].key = Some("user-2".into());
+    let error = validate_spec(&engine, &wrong).unwrap_err();
+    assert_eq!(error.reason(), "TestFailed", "{error}");
+}
+
+#[test]
+fn a_sampling_rule_keeps_the_same_keys_and_counts_the_rest_as_sampled_out() {
+    use streamsplit_rules::RecordMeta;
+    let mut sampled = rule("sampled", "record.id > 0", "t", Tier::Standard);
+    sampled.sample = Some(0.5);
+    let (set, quarantined) = RuleSet::compile([sampled.clone()]);
+    assert!(quarantined.is_empty());
+    let mut kept = 0;
+    for i in 0..400 {
+        let key = format!("user-{i}");
+        let meta = RecordMeta {
+            key: Some(key.as_bytes()),
+            ..RecordMeta::default()
+        };
+        let first = set.evaluate_record(br#"{"id": 1}"#, &meta).unwrap();
+        let again = set.evaluate_record(br#"{"id": 2}"#, &meta).unwrap();
+        assert_eq!(first, again, "a key is always in or always out");
+        assert_eq!(first.matches.len() + first.sampled_out.len(), 1);
+        kept += first.matches.len();
+    }
+    assert!((120..280).contains(&kept), "kept {kept} of 400 at 0.5");
+    // The Rhai-only path samples identically.
+    let (rhai, _) = RuleSet::compile_with([sampled.clone()], EvalMode::RhaiOnly);
+    let meta = RecordMeta {
+        key: Some(b"user-3"),
+        ..RecordMeta::default()
+    };
+    assert_eq!(
+        rhai.evaluate_record(br#"{"id": 1}"#, &meta),
+        set.evaluate_record(br#"{"id": 1}"#, &meta)
+    );
+    sampled.sample = Some(1.5);
+    let (set, quarantined) = RuleSet::compile([sampled]);
+    assert!(set.rules().is_empty());
+    assert_eq!(quarantined[0].error.reason(), "InvalidSample");
 }

@@ -1,10 +1,78 @@
 //! The fast path and the rule index give exactly Rhai's results: random records and random
 //! conditions in the supported subset are evaluated both ways and must agree result for result,
-//! errors (and their messages) included.
+//! errors (and their messages) included. Records come with random metadata (key, repeated,
+//! empty and non-UTF-8 headers, topic, partition, offset, timestamp) read through `meta`.
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use streamsplit_rules::{EvalMode, Mode, RuleDefinition, RuleId, RuleSet, Tier};
+use streamsplit_rules::{EvalMode, Mode, RecordMeta, RuleDefinition, RuleId, RuleSet, Tier};
+
+const HEADER_NAMES: [&str; 3] = ["type", "trace", "x"];
+const TEXTS: [&str; 6] = ["", "a", "Home", "click", "ios17", "3"];
+
+/// A record's metadata with its own storage.
+#[derive(Clone, Debug)]
+struct Meta {
+    key: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+}
+
+impl Meta {
+    fn view(&self) -> RecordMeta<'_> {
+        RecordMeta {
+            key: self.key.as_deref(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect(),
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::sample::select(TEXTS.to_vec()).prop_map(|t| t.as_bytes().to_vec()),
+        1 => Just(br#"{"user": 3}"#.to_vec()),
+        1 => Just(vec![0xff, 0x61]),
+    ]
+}
+
+fn meta() -> impl Strategy<Value = Meta> {
+    (
+        prop::option::of(bytes()),
+        prop::collection::vec(
+            (
+                prop::sample::select(HEADER_NAMES.to_vec()),
+                prop::option::of(bytes()),
+            ),
+            0..4,
+        ),
+        prop::sample::select(vec!["events", "clicks", "Home"]),
+        0i32..3,
+        prop::sample::select(vec![0i64, 7, 1 << 40]),
+        prop::option::of(prop::sample::select(vec![0i64, 1_700_000_000_000])),
+    )
+        .prop_map(|(key, headers, topic, partition, offset, timestamp)| Meta {
+            key,
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+            topic: topic.to_string(),
+            partition,
+            offset,
+            timestamp,
+        })
+}
 
 const FIELDS: [&str; 6] = ["id", "n", "s", "page", "b", "f"];
 const PAGES: [&str; 4] = ["Home", "Search", "Cart", "héllo"];
@@ -57,6 +125,11 @@ fn field() -> impl Strategy<Value = String> {
         2 => prop::sample::select(vec!["os", "v", "zz"]).prop_map(|f| format!("record.client.{f}")),
         1 => Just("record.missing".to_string()),
         1 => Just("record.missing.deeper".to_string()),
+        3 => prop::sample::select(vec!["meta.key", "meta.topic", "meta.partition", "meta.offset", "meta.timestamp"])
+            .prop_map(String::from),
+        3 => (prop::sample::select(HEADER_NAMES.to_vec()), any::<bool>()).prop_map(|(name, indexed)| {
+            if indexed { format!("meta.headers[{name:?}]") } else { format!("meta.headers.{name}") }
+        }),
     ]
 }
 
@@ -93,7 +166,10 @@ fn condition() -> impl Strategy<Value = String> {
         .prop_map(|(f, m, arg)| format!("{f}.{m}({arg:?})"));
     let membership = (atom(), prop::collection::vec(literal(), 0..4))
         .prop_map(|(a, items)| format!("{a} in [{}]", items.join(", ")));
-    let leaf = prop_oneof![5 => comparison, 2 => method, 2 => membership, 1 => field()];
+    let presence = prop::sample::select(HEADER_NAMES.to_vec())
+        .prop_map(|name| format!("{name:?} in meta.headers"));
+    let leaf =
+        prop_oneof![5 => comparison, 2 => method, 2 => membership, 1 => presence, 1 => field()];
     leaf.prop_recursive(3, 16, 3, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
@@ -113,6 +189,8 @@ fn rule(name: &str, condition: &str) -> RuleDefinition {
         tier: Tier::Standard,
         mode: Mode::Active,
         suspend: false,
+        sample: None,
+        project: None,
     }
 }
 
@@ -120,35 +198,45 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn fast_path_equals_rhai(condition in condition(), record in record()) {
+    fn fast_path_equals_rhai(condition in condition(), record in record(), meta in meta()) {
         let (fast, quarantined) = RuleSet::compile_with([rule("r", &condition)], EvalMode::Fast);
         prop_assume!(quarantined.is_empty());
         prop_assert!(fast.rules()[0].is_fast(), "{condition} should be in the fast subset");
         let (rhai, _) = RuleSet::compile_with([rule("r", &condition)], EvalMode::RhaiOnly);
         let payload = serde_json::to_vec(&record).unwrap();
-        prop_assert_eq!(fast.evaluate(&payload), rhai.evaluate(&payload), "condition {} on {}", condition, record);
+        prop_assert_eq!(
+            fast.evaluate_record(&payload, &meta.view()),
+            rhai.evaluate_record(&payload, &meta.view()),
+            "condition {} on {} with {:?}", condition, record, meta
+        );
     }
 
     #[test]
     fn indexed_rule_sets_equal_evaluating_every_rule(
-        conditions in prop::collection::vec((prop::option::of(prop::sample::select(PAGES.to_vec())), condition()), 1..12),
-        records in prop::collection::vec(record(), 1..8),
+        conditions in prop::collection::vec((prop::option::of((any::<bool>(), prop::sample::select(PAGES.to_vec()))), condition()), 1..12),
+        records in prop::collection::vec((record(), meta()), 1..8),
     ) {
-        // Rules of the form `record.page == "P" && ...` are indexed; the others are not.
+        // Rules of the form `record.page == "P" && ...` or `meta.headers["type"] == "P" && ...`
+        // are indexed; the others are not.
         let definitions: Vec<RuleDefinition> = conditions
             .iter()
             .enumerate()
-            .map(|(i, (page, c))| match page {
-                Some(page) => rule(&format!("r{i:02}"), &format!("record.page == {page:?} && ({c})")),
+            .map(|(i, (key, c))| match key {
+                Some((false, page)) => rule(&format!("r{i:02}"), &format!("record.page == {page:?} && ({c})")),
+                Some((true, page)) => rule(&format!("r{i:02}"), &format!("meta.headers[\"type\"] == {page:?} && ({c})")),
                 None => rule(&format!("r{i:02}"), c),
             })
             .collect();
         let (fast, quarantined) = RuleSet::compile_with(definitions.clone(), EvalMode::Fast);
         prop_assume!(quarantined.is_empty());
         let (rhai, _) = RuleSet::compile_with(definitions, EvalMode::RhaiOnly);
-        for record in &records {
+        for (record, meta) in &records {
             let payload = serde_json::to_vec(record).unwrap();
-            prop_assert_eq!(fast.evaluate(&payload), rhai.evaluate(&payload), "record {}", record);
+            prop_assert_eq!(
+                fast.evaluate_record(&payload, &meta.view()),
+                rhai.evaluate_record(&payload, &meta.view()),
+                "record {} with {:?}", record, meta
+            );
         }
     }
 }
@@ -193,6 +281,8 @@ fn conditions_outside_the_subset_stay_on_rhai() {
         "record.id + 1 > 2",
         "record.tags[0] == 1",
         "record.s.sub_string(1) == \"a\"",
+        "meta.key_json.user == 3",
+        "meta.header_values[\"x\"].len() > 1",
     ] {
         let (set, quarantined) = RuleSet::compile([rule("r", condition)]);
         assert!(quarantined.is_empty(), "{condition}");
@@ -205,7 +295,7 @@ fn conditions_outside_the_subset_stay_on_rhai() {
 
 #[test]
 fn the_fast_path_decides_typical_records_itself() {
-    use streamsplit_rules::fast::{compile_condition, extract_slots, FieldPaths};
+    use streamsplit_rules::fast::{compile_condition, extract_slots, fill_meta_slots, FieldPaths};
     let engine = streamsplit_rules::sandboxed_engine();
     let shapes = [
         r#"record.id > 300 && record.page == "Home""#,
@@ -215,14 +305,26 @@ fn the_fast_path_decides_typical_records_itself() {
         r#"record.missing > 3"#,
         r#"record.s.len() > 1 && record.id.to_string() == "301""#,
         r#"record.f >= 1 && record.id < 1000.5"#,
+        r#"meta.headers["type"] == "click" && "trace" in meta.headers"#,
+        r#"meta.key.starts_with("user-") || meta.topic == "events""#,
+        r#"meta.headers.missing == () && meta.partition >= 0 && meta.timestamp > 0"#,
     ];
+    let meta = RecordMeta {
+        key: Some(b"user-7"),
+        headers: vec![("type", Some(b"click")), ("trace", Some(b"t1"))],
+        topic: "events",
+        partition: 1,
+        offset: 9,
+        timestamp: Some(1_700_000_000_000),
+    };
     let record = br#"{"id": 301, "page": "Home", "b": false, "client": {"os": "ios17"}, "s": "abc", "f": 2.5}"#;
     for shape in shapes {
         let condition = streamsplit_rules::Condition::compile(&engine, shape).unwrap();
         let mut paths = FieldPaths::default();
         let fast = compile_condition(condition.ast(), &mut paths)
             .unwrap_or_else(|| panic!("{shape} not compiled"));
-        let slots = extract_slots(&paths, record).unwrap();
+        let mut slots = extract_slots(&paths, record).unwrap();
+        fill_meta_slots(&paths, &meta, &mut slots);
         assert!(
             fast.evaluate(&slots).is_ok(),
             "{shape} fell back to Rhai on a typical record"

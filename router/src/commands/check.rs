@@ -20,11 +20,21 @@ pub fn check(
     for manifest in &manifests {
         let line = match validate_spec(&engine, &manifest.spec) {
             Ok(_) => format!(
-                "ok    {} -> {} ({}, {}, {} tests)",
+                "ok    {} -> {} ({}, {}{}{}, {} tests)",
                 manifest.id,
                 manifest.spec.target_topic,
                 manifest.spec.tier.as_str(),
                 manifest.spec.mode.as_str(),
+                manifest
+                    .spec
+                    .sample
+                    .map(|s| format!(", sample {s}"))
+                    .unwrap_or_default(),
+                if manifest.spec.project.is_some() {
+                    ", projected"
+                } else {
+                    ""
+                },
                 manifest.spec.tests.len()
             ),
             Err(error) => {

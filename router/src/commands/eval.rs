@@ -1,9 +1,108 @@
 //! `eval`: route JSON lines offline with exactly the engine and order `run` uses.
+//!
+//! Each input line is either the record's value (`--format value`, the default) or an
+//! [`Envelope`] giving the value and the metadata conditions read as `meta` (`--format envelope`).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
-use serde::Serialize;
-use streamsplit_rules::RuleSet;
+use serde::{Deserialize, Serialize};
+use streamsplit_rules::{RecordMeta, RuleSet};
+
+/// What one input line holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// The record's value (a JSON object per line); no key, no headers, topic `""`.
+    #[default]
+    Value,
+    /// An envelope: `{"value": {...}, "key": "k", "headers": {"x": "v"}, "topic": "t",
+    /// "partition": 0, "offset": 0, "timestamp": 1700000000000}`; every field optional.
+    Envelope,
+}
+
+/// A record with its metadata, as `eval --format envelope` reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Envelope {
+    /// The value as JSON (encoded as the record's bytes).
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// The value as literal text instead, e.g. to try a malformed record.
+    #[serde(default)]
+    pub raw_value: Option<String>,
+    /// The key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Headers: `{"name": "value"}`, or `[["name", "value"], ...]` to repeat a name; a `null`
+    /// value is a header without value.
+    #[serde(default)]
+    pub headers: EnvelopeHeaders,
+    /// Source topic.
+    #[serde(default)]
+    pub topic: String,
+    /// Source partition.
+    #[serde(default)]
+    pub partition: i32,
+    /// Source offset.
+    #[serde(default)]
+    pub offset: i64,
+    /// Timestamp in milliseconds.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// An envelope's headers.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EnvelopeHeaders {
+    /// One value per name.
+    Map(BTreeMap<String, Option<String>>),
+    /// In record order, names may repeat.
+    List(Vec<(String, Option<String>)>),
+}
+
+impl Default for EnvelopeHeaders {
+    fn default() -> Self {
+        EnvelopeHeaders::List(Vec::new())
+    }
+}
+
+impl Envelope {
+    /// The record's value bytes.
+    fn payload(&self) -> Result<Vec<u8>, String> {
+        match (&self.value, &self.raw_value) {
+            (Some(_), Some(_)) => Err("give value or rawValue, not both".into()),
+            (Some(value), None) => serde_json::to_vec(value).map_err(|e| e.to_string()),
+            (None, Some(raw)) => Ok(raw.clone().into_bytes()),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    /// The metadata conditions read.
+    fn meta(&self) -> RecordMeta<'_> {
+        fn as_bytes(value: &Option<String>) -> Option<&[u8]> {
+            value.as_deref().map(str::as_bytes)
+        }
+        let headers = match &self.headers {
+            EnvelopeHeaders::Map(map) => map
+                .iter()
+                .map(|(name, value)| (name.as_str(), as_bytes(value)))
+                .collect(),
+            EnvelopeHeaders::List(list) => list
+                .iter()
+                .map(|(name, value)| (name.as_str(), as_bytes(value)))
+                .collect(),
+        };
+        RecordMeta {
+            key: as_bytes(&self.key),
+            headers,
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+        }
+    }
+}
 
 /// One output line.
 #[derive(Debug, Serialize)]
@@ -14,6 +113,12 @@ pub struct EvalLine<'a> {
     pub targets: Vec<&'a str>,
     /// Rules that failed on the record.
     pub errors: Vec<EvalRuleError>,
+    /// Matching rules whose `sample` left the record out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sampled_out: Vec<String>,
+    /// The value of each copy a rule projects, by target topic.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub projected: BTreeMap<&'a str, Box<serde_json::value::RawValue>>,
     /// Why the record as a whole is an exception (it cannot be decoded).
     pub exception: Option<EvalException>,
 }
@@ -36,30 +141,63 @@ pub struct EvalException {
     pub message: String,
 }
 
-/// Evaluates one input line.
-pub fn eval_line<'a>(rules: &'a RuleSet, number: usize, line: &str) -> EvalLine<'a> {
-    match rules.evaluate(line.as_bytes()) {
-        Ok(evaluation) => EvalLine {
-            line: number,
-            targets: rules
-                .deliveries(&evaluation)
-                .iter()
-                .map(|d| d.topic)
-                .collect(),
-            errors: evaluation
+/// Evaluates one record.
+pub fn eval_record<'a>(
+    rules: &'a RuleSet,
+    number: usize,
+    payload: &[u8],
+    meta: &RecordMeta<'_>,
+) -> EvalLine<'a> {
+    match rules.evaluate_record(payload, meta) {
+        Ok(evaluation) => {
+            let mut errors: Vec<EvalRuleError> = evaluation
                 .failures
                 .iter()
                 .map(|f| EvalRuleError {
                     rule: rules.rules()[f.rule].definition.id.to_string(),
                     message: f.error.to_string(),
                 })
-                .collect(),
-            exception: None,
-        },
+                .collect();
+            let mut targets = Vec::new();
+            let mut projected = BTreeMap::new();
+            // Exactly as `run` builds copies: a copy that cannot be projected is a rule error.
+            for delivery in rules.deliveries(&evaluation) {
+                let rule = || rules.rules()[delivery.rule].definition.id.to_string();
+                match delivery.value(payload) {
+                    Ok(value) => {
+                        targets.push(delivery.topic);
+                        let raw = value
+                            .and_then(|v| String::from_utf8(v).ok())
+                            .and_then(|v| serde_json::value::RawValue::from_string(v).ok());
+                        if let Some(raw) = raw {
+                            projected.insert(delivery.topic, raw);
+                        }
+                    }
+                    Err(error) => errors.push(EvalRuleError {
+                        rule: rule(),
+                        message: error.to_string(),
+                    }),
+                }
+            }
+            EvalLine {
+                line: number,
+                targets,
+                errors,
+                projected,
+                sampled_out: evaluation
+                    .sampled_out
+                    .iter()
+                    .map(|&rule| rules.rules()[rule].definition.id.to_string())
+                    .collect(),
+                exception: None,
+            }
+        }
         Err(error) => EvalLine {
             line: number,
             targets: Vec::new(),
             errors: Vec::new(),
+            sampled_out: Vec::new(),
+            projected: BTreeMap::new(),
             exception: Some(EvalException {
                 kind: "decode",
                 message: error.to_string(),
@@ -68,13 +206,49 @@ pub fn eval_line<'a>(rules: &'a RuleSet, number: usize, line: &str) -> EvalLine<
     }
 }
 
-/// Evaluates every line of `input`.
-pub fn eval(rules: &RuleSet, input: impl BufRead, out: &mut impl Write) -> std::io::Result<()> {
+/// Why `eval` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalInputError {
+    /// Reading input or writing output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A line is not an envelope.
+    #[error("line {line}: not an envelope: {message}")]
+    Envelope {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Evaluates every line of `input`, read as `format`.
+pub fn eval(
+    rules: &RuleSet,
+    format: InputFormat,
+    input: impl BufRead,
+    out: &mut impl Write,
+) -> Result<(), EvalInputError> {
     for (index, line) in input.lines().enumerate() {
         let line = line?;
-        let result = eval_line(rules, index + 1, &line);
-        serde_json::to_writer(&mut *out, &result)?;
+        let number = index + 1;
+        let result = match format {
+            InputFormat::Value => {
+                eval_record(rules, number, line.as_bytes(), &RecordMeta::default())
+            }
+            InputFormat::Envelope => {
+                let invalid = |message: String| EvalInputError::Envelope {
+                    line: number,
+                    message,
+                };
+                let envelope: Envelope =
+                    serde_json::from_str(&line).map_err(|e| invalid(e.to_string()))?;
+                let payload = envelope.payload().map_err(invalid)?;
+                eval_record(rules, number, &payload, &envelope.meta())
+            }
+        };
+        serde_json::to_writer(&mut *out, &result).map_err(std::io::Error::from)?;
         writeln!(out)?;
     }
-    out.flush()
+    Ok(out.flush()?)
 }

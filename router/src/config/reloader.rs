@@ -141,7 +141,7 @@ impl Reloader {
             Ok(None) => self.last_digest = None,
             Ok(Some((bundle, raw))) => {
                 let live_version = self.router.rules.load().version.clone();
-                if self.source == Some(Source::Mounted) && bundle.version == live_version {
+                if self.source == Some(Source::Mounted) && bundle.version == *live_version {
                     return;
                 }
                 self.apply(bundle, &raw, Source::Mounted);

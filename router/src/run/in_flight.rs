@@ -15,21 +15,26 @@ use super::source_record::{ExceptionKind, SourceRecord};
 pub struct InFlightRecord {
     /// The record as consumed.
     pub source: SourceRecord,
+    /// Version of the bundle that routed it, when its copies carry lineage headers.
+    pub lineage: Option<Arc<str>>,
     position: RecordPosition,
     outstanding: AtomicUsize,
     tracker: Arc<OffsetTracker>,
 }
 
 impl InFlightRecord {
-    /// A record expecting `copies` acknowledgements (at least one).
+    /// A record expecting `copies` acknowledgements (at least one); `lineage` is the version of
+    /// the bundle that routed it when its copies carry lineage headers.
     pub fn new(
         source: SourceRecord,
+        lineage: Option<Arc<str>>,
         position: RecordPosition,
         copies: usize,
         tracker: Arc<OffsetTracker>,
     ) -> Self {
         InFlightRecord {
             source,
+            lineage,
             position,
             outstanding: AtomicUsize::new(copies),
             tracker,
@@ -45,8 +50,8 @@ impl InFlightRecord {
 }
 
 /// What became of a rule's copies: with the rule's matches they form the accounting identity
-/// `matches (active) = routed + dropped + failed` (plus copies merged into an earlier rule's
-/// copy to the same topic).
+/// `matches (active) = routed + dropped + failed + sampled out` (plus copies merged into an
+/// earlier rule's copy to the same topic).
 #[derive(Debug)]
 pub struct RouteCounters {
     /// Copies acknowledged by the broker.
@@ -68,6 +73,8 @@ pub enum CopyKind {
         topic: Arc<str>,
         /// Producer tier.
         tier: Tier,
+        /// The copy's value when the rule projects the record (else the record's own).
+        value: Option<Arc<[u8]>>,
         /// The rule's copy counters.
         counters: Arc<RouteCounters>,
     },

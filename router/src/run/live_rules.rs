@@ -25,6 +25,8 @@ pub struct RuleStats {
     pub errors: IntCounter,
     /// Evaluations stopped by the time budget.
     pub overruns: IntCounter,
+    /// Matches its sample left out.
+    pub sampled_out: IntCounter,
     /// Tier label of `routed`.
     tier: &'static str,
     /// Mode label of `matches`.
@@ -38,8 +40,9 @@ pub struct LiveRules {
     pub rules: RuleSet,
     /// Parallel to `rules.rules()`.
     pub stats: Vec<RuleStats>,
-    /// Content version of the bundle (or manifests) it came from.
-    pub version: String,
+    /// Content version of the bundle (or manifests) it came from; shared with every copy's
+    /// lineage header.
+    pub version: Arc<str>,
 }
 
 impl LiveRules {
@@ -68,6 +71,7 @@ impl LiveRules {
                         .with_label_values(&[id.as_str(), d.mode.as_str()]),
                     errors: metrics.rule_errors.with_label_values(&[id.as_str()]),
                     overruns: metrics.rule_overruns.with_label_values(&[id.as_str()]),
+                    sampled_out: metrics.rule_sampled_out.with_label_values(&[id.as_str()]),
                     topic: Arc::from(d.target_topic.as_str()),
                     id: Arc::from(id),
                     tier: d.tier.as_str(),
@@ -78,7 +82,7 @@ impl LiveRules {
         LiveRules {
             rules,
             stats,
-            version,
+            version: Arc::from(version),
         }
     }
 
@@ -109,6 +113,7 @@ impl LiveRules {
                     .remove_label_values(&[&stats.id]);
                 let _ = metrics.rule_copies_failed.remove_label_values(&[&stats.id]);
                 let _ = metrics.rule_overruns.remove_label_values(&[&stats.id]);
+                let _ = metrics.rule_sampled_out.remove_label_values(&[&stats.id]);
             }
         }
     }

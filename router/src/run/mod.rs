@@ -62,6 +62,9 @@ pub struct RunSettings {
     pub lanes: LaneLimits,
     /// How long the pipeline may have work but make no progress before `/healthz` fails.
     pub stall_timeout: Duration,
+    /// Whether every routed copy carries the lineage headers (rule, bundle version, source
+    /// topic/partition/offset).
+    pub lineage_headers: bool,
 }
 
 /// Why the router could not run, or stopped routing.
@@ -269,7 +272,13 @@ pub async fn run(
         let tickets = match message {
             Ok(message) => {
                 health.progressed();
-                prepare(&message, &router, &tracker, &mut topic_names)
+                prepare(
+                    &message,
+                    &router,
+                    &tracker,
+                    &mut topic_names,
+                    settings.lineage_headers,
+                )
             }
             Err(error) => {
                 if let Some((code, reason)) = consumer.client().fatal_error() {
@@ -365,6 +374,7 @@ fn prepare(
     router: &Router,
     tracker: &Arc<OffsetTracker>,
     topic_names: &mut HashMap<String, Arc<str>>,
+    lineage_headers: bool,
 ) -> Vec<CopyTicket> {
     let started = Instant::now();
     let metrics = &router.metrics;
@@ -389,15 +399,23 @@ fn prepare(
                     rule: Arc::clone(&pass.label),
                     topic: Arc::clone(topic),
                     tier: streamsplit_rules::Tier::Standard,
+                    value: None,
                     counters: Arc::clone(counters),
                 });
             }
             Ok(None)
         }
-        None => live
-            .rules
-            .evaluate(source.payload.as_deref().unwrap_or_default())
-            .map(Some),
+        None => {
+            // Headers are only gathered when some condition reads them.
+            let meta = if live.rules.reads_meta() {
+                source.meta()
+            } else {
+                streamsplit_rules::RecordMeta::default()
+            };
+            live.rules
+                .evaluate_record(source.payload.as_deref().unwrap_or_default(), &meta)
+                .map(Some)
+        }
     };
     if evaluated.is_ok() {
         metrics.records_evaluated.inc();
@@ -412,6 +430,10 @@ fn prepare(
         Ok(Some(evaluation)) => {
             for &index in &evaluation.matches {
                 live.stats[index].matches.inc();
+            }
+            for &index in &evaluation.sampled_out {
+                live.stats[index].matches.inc();
+                live.stats[index].sampled_out.inc();
             }
             for &index in &evaluation.quarantined {
                 let stats = &live.stats[index];
@@ -439,15 +461,29 @@ fn prepare(
             }
             for delivery in live.rules.deliveries(&evaluation) {
                 let stats = &live.stats[delivery.rule];
+                let value = match delivery.value(source.payload.as_deref().unwrap_or_default()) {
+                    Ok(value) => value.map(Arc::from),
+                    Err(error) => {
+                        stats.errors.inc();
+                        kinds.push(CopyKind::exception(
+                            ExceptionKind::Rule,
+                            error.to_string(),
+                            Some(Arc::clone(&stats.id)),
+                        ));
+                        continue;
+                    }
+                };
                 kinds.push(CopyKind::Route {
                     rule: Arc::clone(&stats.id),
                     topic: Arc::clone(&stats.topic),
                     tier: delivery.tier,
+                    value,
                     counters: Arc::clone(&stats.route),
                 });
             }
         }
     }
+    let lineage = lineage_headers.then(|| Arc::clone(&live.version));
     drop(live);
 
     if kinds.is_empty() {
@@ -459,6 +495,7 @@ fn prepare(
     }
     let record = Arc::new(InFlightRecord::new(
         source,
+        lineage,
         position,
         kinds.len(),
         Arc::clone(tracker),

@@ -253,13 +253,23 @@ impl Producers {
     pub async fn send(&self, ticket: Box<CopyTicket>) {
         let record = Arc::clone(&ticket.record);
         let source = &record.source;
+        // The ticket moves into librdkafka below; the projected value must outlive it here.
+        let projected = match &ticket.kind {
+            CopyKind::Route { value, .. } => value.clone(),
+            CopyKind::Exception { .. } => None,
+        };
         let (role, topic, key, payload, headers) = match &ticket.kind {
-            CopyKind::Route { tier, topic, .. } => (
+            CopyKind::Route {
+                tier, topic, rule, ..
+            } => (
                 ProducerRole::Tier(*tier),
                 Arc::clone(topic),
                 source.key.as_deref(),
-                source.payload.as_deref(),
-                source.headers.clone(),
+                projected.as_deref().or(source.payload.as_deref()),
+                match &record.lineage {
+                    Some(version) => Some(source.lineage_headers(rule, version)),
+                    None => source.headers.clone(),
+                },
             ),
             CopyKind::Exception {
                 kind,

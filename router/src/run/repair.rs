@@ -196,6 +196,7 @@ mod tests {
             rule: Arc::from("ns/r"),
             topic: Arc::from("t"),
             tier,
+            value: None,
             counters: Arc::new(super::super::in_flight::RouteCounters {
                 routed: counter(),
                 dropped: counter(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message;
+use streamsplit_rules::RecordMeta;
 
 /// Header naming why a record is on the exception topic: `decode`, `rule` or `produce`.
 pub const HEADER_EXCEPTION_KIND: &str = "streamsplit.exception.kind";
@@ -24,6 +25,11 @@ pub const HEADER_EXCEPTION_TRUNCATED: &str = "streamsplit.exception.truncated";
 /// Header with the original record's size in bytes (key + value + headers), on truncated
 /// exception records.
 pub const HEADER_EXCEPTION_ORIGINAL_SIZE: &str = "streamsplit.exception.original-size";
+
+/// Lineage header on every routed copy: the rule (`namespace/name`) that produced it.
+pub const HEADER_LINEAGE_RULE: &str = "streamsplit.rule";
+/// Lineage header on every routed copy: the version of the bundle that routed it.
+pub const HEADER_LINEAGE_BUNDLE_VERSION: &str = "streamsplit.bundle.version";
 
 /// Most bytes of the original value a truncated exception record keeps.
 pub const TRUNCATED_VALUE_BYTES: usize = 4 * 1024;
@@ -92,6 +98,20 @@ impl SourceRecord {
         }
     }
 
+    /// What conditions read as `meta`.
+    pub fn meta(&self) -> RecordMeta<'_> {
+        RecordMeta {
+            key: self.key.as_deref(),
+            headers: self.headers.as_ref().map_or_else(Vec::new, |headers| {
+                headers.iter().map(|h| (h.key, h.value)).collect()
+            }),
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+        }
+    }
+
     /// Bytes the record holds: key, value and headers.
     pub fn size(&self) -> usize {
         let headers = self.headers.as_ref().map_or(0, |headers| {
@@ -154,6 +174,36 @@ impl SourceRecord {
             extra.push((HEADER_EXCEPTION_ORIGINAL_SIZE, &original_size));
         }
         for (key, value) in extra {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        headers
+    }
+}
+
+impl SourceRecord {
+    /// Original headers plus the lineage headers of a copy made by `rule` with bundle `version`:
+    /// with them a consumer can trace a copy to its rule and source record, and deduplicate
+    /// copies a restart produced twice (same source topic, partition and offset).
+    pub fn lineage_headers(&self, rule: &str, version: &str) -> OwnedHeaders {
+        let count = self.headers.as_ref().map_or(0, |h| h.count());
+        let mut headers = OwnedHeaders::new_with_capacity(count + 5);
+        if let Some(original) = &self.headers {
+            for header in original.iter() {
+                headers = headers.insert(header);
+            }
+        }
+        let partition = self.partition.to_string();
+        let offset = self.offset.to_string();
+        for (key, value) in [
+            (HEADER_LINEAGE_RULE, rule),
+            (HEADER_LINEAGE_BUNDLE_VERSION, version),
+            (HEADER_SOURCE_TOPIC, &*self.topic),
+            (HEADER_SOURCE_PARTITION, partition.as_str()),
+            (HEADER_SOURCE_OFFSET, offset.as_str()),
+        ] {
             headers = headers.insert(Header {
                 key,
                 value: Some(value),

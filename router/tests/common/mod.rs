@@ -74,16 +74,23 @@ pub fn write_rule(dir: &Path, name: &str, condition: &str, topic: &str, extra: &
 /// What `streamsplit-router eval` predicts for each input line.
 pub struct Prediction {
     pub targets: Vec<String>,
+    /// Projected copy values by target topic.
+    pub projected: BTreeMap<String, serde_json::Value>,
     pub rule_errors: Vec<String>,
     pub decode_error: bool,
 }
 
 /// Runs the real `eval` subcommand on the values, one per line.
 pub fn predict(rules_dir: &Path, values: &[Vec<u8>]) -> Vec<Prediction> {
+    predict_lines(rules_dir, values, "value")
+}
+
+/// Runs the real `eval` subcommand on input lines of `format` (`value` or `envelope`).
+pub fn predict_lines(rules_dir: &Path, lines: &[Vec<u8>], format: &str) -> Vec<Prediction> {
     let input = rules_dir.with_extension("input.jsonl");
     let mut text = Vec::new();
-    for value in values {
-        text.extend_from_slice(value);
+    for line in lines {
+        text.extend_from_slice(line);
         text.push(b'\n');
     }
     std::fs::write(&input, text).unwrap();
@@ -93,6 +100,8 @@ pub fn predict(rules_dir: &Path, values: &[Vec<u8>]) -> Vec<Prediction> {
             rules_dir.as_os_str(),
             "--input".as_ref(),
             input.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
         ])
         .output()
         .unwrap();
@@ -107,6 +116,10 @@ pub fn predict(rules_dir: &Path, values: &[Vec<u8>]) -> Vec<Prediction> {
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             Prediction {
+                projected: v["projected"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
                 targets: v["targets"]
                     .as_array()
                     .unwrap()

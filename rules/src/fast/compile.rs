@@ -3,13 +3,16 @@
 //!
 //! Supported: field access (nested), integer/float/string/bool/unit literals, `==` `!=` `<`
 //! `<=` `>` `>=`, `&&` `||` `!`, `in` with an array literal, and the methods `starts_with`,
-//! `ends_with`, `contains` (string argument), `len()` and `to_string()` on fields.
+//! `ends_with`, `contains` (string argument), `len()` and `to_string()` on fields; and the same
+//! over metadata: `meta.key`, `meta.topic`, `meta.partition`, `meta.offset`, `meta.timestamp`,
+//! `meta.headers["x"]` / `meta.headers.x`, and `"x" in meta.headers`.
 
 use rhai::{Dynamic, Expr, FnCallExpr, Stmt, AST};
 
 use super::extract::FieldPaths;
 use super::value::Value;
 use crate::engine::RECORD_VARIABLE;
+use crate::metadata::{MetaField, META_VARIABLE};
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,17 +159,92 @@ fn compile_expr(expr: &Expr, paths: &mut FieldPaths) -> Option<Node> {
             .collect::<Option<Vec<_>>>()
             .map(Node::Or),
         Expr::FnCall(call, _) => compile_call(call, paths),
-        Expr::Dot(binary, _, _) => {
-            let Expr::Variable(variable, _, _) = &binary.lhs else {
-                return None;
-            };
-            if variable.1.as_str() != RECORD_VARIABLE || !variable.2.is_empty() {
-                return None;
-            }
-            compile_chain(&binary.rhs, Vec::new(), paths)
-        }
+        Expr::Dot(binary, _, _) => match root_variable(&binary.lhs)? {
+            RECORD_VARIABLE => compile_chain(&binary.rhs, Vec::new(), paths),
+            META_VARIABLE => compile_meta(&binary.rhs, paths),
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// The name of an unqualified variable.
+fn root_variable(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Variable(variable, _, _) if variable.2.is_empty() => Some(variable.1.as_str()),
+        _ => None,
+    }
+}
+
+/// What follows `meta.`: a metadata property or header, possibly with a method call on it.
+fn compile_meta(expr: &Expr, paths: &mut FieldPaths) -> Option<Node> {
+    let (field, method) = match expr {
+        Expr::Property(property, _) => (MetaField::property(property.2.as_str())?, None),
+        // `meta.headers["x"]`, `meta.headers["x"].method(..)`
+        Expr::Index(binary, _, _) => {
+            let Expr::Property(property, _) = &binary.lhs else {
+                return None;
+            };
+            if property.2.as_str() != "headers" {
+                return None;
+            }
+            match &binary.rhs {
+                Expr::StringConstant(name, _) => (MetaField::Header(name.to_string()), None),
+                Expr::Dot(access, _, _) => match (&access.lhs, &access.rhs) {
+                    (Expr::StringConstant(name, _), Expr::MethodCall(call, _)) => {
+                        (MetaField::Header(name.to_string()), Some(call))
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        Expr::Dot(binary, _, _) => {
+            let Expr::Property(property, _) = &binary.lhs else {
+                return None;
+            };
+            match (property.2.as_str(), &binary.rhs) {
+                // `meta.headers.x`, `meta.headers.x.method(..)`
+                ("headers", Expr::Property(name, _)) => {
+                    (MetaField::Header(name.2.to_string()), None)
+                }
+                ("headers", Expr::Dot(access, _, _)) => match (&access.lhs, &access.rhs) {
+                    (Expr::Property(name, _), Expr::MethodCall(call, _)) => {
+                        (MetaField::Header(name.2.to_string()), Some(call))
+                    }
+                    _ => return None,
+                },
+                // `meta.key.method(..)`
+                (name, Expr::MethodCall(call, _)) => (MetaField::property(name)?, Some(call)),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let slot = Node::Slot(paths.intern_meta(field));
+    match method {
+        Some(call) => compile_method(slot, call),
+        None => Some(slot),
+    }
+}
+
+/// `"x" in meta.headers`: a presence test.
+fn header_presence(container: &Expr, item: &Expr, paths: &mut FieldPaths) -> Option<Node> {
+    let Expr::Dot(binary, _, _) = container else {
+        return None;
+    };
+    let (Expr::Property(property, _), Expr::StringConstant(name, _)) = (&binary.rhs, item) else {
+        return None;
+    };
+    (root_variable(&binary.lhs)? == META_VARIABLE && property.2.as_str() == "headers").then(|| {
+        Node::Cmp(
+            CmpOp::Eq,
+            Box::new(Node::Slot(
+                paths.intern_meta(MetaField::HasHeader(name.to_string())),
+            )),
+            Box::new(Node::Const(Value::Bool(true))),
+        )
+    })
 }
 
 /// `record.a.b...` ending in a property (a slot) or a method call on the field so far.
@@ -186,28 +264,33 @@ fn compile_chain(expr: &Expr, mut path: Vec<String>, paths: &mut FieldPaths) -> 
         }
         Expr::MethodCall(call, _) if !path.is_empty() => {
             let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-            let receiver = Box::new(Node::Slot(paths.intern(&segments)));
-            if !call.namespace.is_empty() {
-                return None;
-            }
-            match (call.name.as_str(), call.args.as_slice()) {
-                ("len", []) => Some(Node::Len(receiver)),
-                ("to_string", []) => Some(Node::ToString(receiver)),
-                (name, [Expr::StringConstant(arg, _)]) => {
-                    let method = match name {
-                        "starts_with" => StrMethod::StartsWith,
-                        "ends_with" => StrMethod::EndsWith,
-                        "contains" => StrMethod::Contains,
-                        _ => return None,
-                    };
-                    Some(Node::Method(
-                        method,
-                        receiver,
-                        Box::new(Node::Const(Value::Str(arg.to_string().into()))),
-                    ))
-                }
-                _ => None,
-            }
+            compile_method(Node::Slot(paths.intern(&segments)), call)
+        }
+        _ => None,
+    }
+}
+
+/// `receiver.len()`, `.to_string()`, or a string method with a string literal argument.
+fn compile_method(receiver: Node, call: &FnCallExpr) -> Option<Node> {
+    if !call.namespace.is_empty() {
+        return None;
+    }
+    let receiver = Box::new(receiver);
+    match (call.name.as_str(), call.args.as_slice()) {
+        ("len", []) => Some(Node::Len(receiver)),
+        ("to_string", []) => Some(Node::ToString(receiver)),
+        (name, [Expr::StringConstant(arg, _)]) => {
+            let method = match name {
+                "starts_with" => StrMethod::StartsWith,
+                "ends_with" => StrMethod::EndsWith,
+                "contains" => StrMethod::Contains,
+                _ => return None,
+            };
+            Some(Node::Method(
+                method,
+                receiver,
+                Box::new(Node::Const(Value::Str(arg.to_string().into()))),
+            ))
         }
         _ => None,
     }
@@ -253,11 +336,15 @@ fn compile_call(call: &FnCallExpr, paths: &mut FieldPaths) -> Option<Node> {
             Box::new(compile_expr(rhs, paths)?),
         )),
         (None, "!", [operand]) => Some(Node::Not(Box::new(compile_expr(operand, paths)?))),
-        // `x in [..]` is `contains([..], x)`.
-        (None, "contains", [array, item]) => Some(Node::In(
-            Box::new(compile_expr(item, paths)?),
-            array_literal(array)?,
-        )),
+        // `"x" in meta.headers`, or `x in [..]`: both are `contains(container, x)`.
+        (None, "contains", [container, item]) => {
+            header_presence(container, item, paths).or_else(|| {
+                Some(Node::In(
+                    Box::new(compile_expr(item, paths)?),
+                    array_literal(container)?,
+                ))
+            })
+        }
         _ => None,
     }
 }

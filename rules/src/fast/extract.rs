@@ -12,13 +12,16 @@ use std::fmt;
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::value::Value;
+use crate::metadata::{MetaField, RecordMeta};
 
-/// The field paths of a rule set, as a trie, with their slot indices.
+/// The field paths of a rule set, as a trie, with their slot indices, and the metadata fields
+/// its conditions read (slots of their own, filled from the record's [`RecordMeta`]).
 #[derive(Clone, Debug, Default)]
 pub struct FieldPaths {
     root: Node,
     count: usize,
     top_level: Vec<bool>,
+    meta: Vec<(MetaField, usize)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -42,6 +45,24 @@ impl FieldPaths {
         self.top_level.push(path.len() == 1);
         node.slot = Some(slot);
         slot
+    }
+
+    /// The slot of a metadata field, assigning a new one on first use. Metadata slots count as
+    /// top level: reading them never fails.
+    pub fn intern_meta(&mut self, field: MetaField) -> usize {
+        if let Some((_, slot)) = self.meta.iter().find(|(f, _)| *f == field) {
+            return *slot;
+        }
+        let slot = self.count;
+        self.count += 1;
+        self.top_level.push(true);
+        self.meta.push((field, slot));
+        slot
+    }
+
+    /// Whether any condition reads metadata on the fast path.
+    pub fn reads_meta(&self) -> bool {
+        !self.meta.is_empty()
     }
 
     /// How many slots there are.
@@ -80,6 +101,13 @@ pub fn extract_slots<'de>(
     .map_err(|_| NotExtractable)?;
     deserializer.end().map_err(|_| NotExtractable)?;
     Ok(slots)
+}
+
+/// Fills the metadata slots of `paths` from `meta` (after [`extract_slots`]).
+pub fn fill_meta_slots<'a>(paths: &FieldPaths, meta: &RecordMeta<'a>, slots: &mut [Value<'a>]) {
+    for (field, slot) in &paths.meta {
+        slots[*slot] = meta.field(field);
+    }
 }
 
 /// A present object makes its referenced keys `()` until seen (a missing key reads as unit).

@@ -14,7 +14,7 @@ pub mod extract;
 pub mod value;
 
 pub use compile::{compile_condition, FastCondition};
-pub use extract::{extract_slots, FieldPaths};
+pub use extract::{extract_slots, fill_meta_slots, FieldPaths};
 pub use value::Value;
 
 /// The fast path cannot decide this record for this rule; Rhai must.
