@@ -23,7 +23,7 @@ say "Building streamsplit"
 cargo build --quiet --bin streamsplit-router --bin streamsplit-kafka --bin streamsplit-operator --bin streamsplit-project
 ROUTER=target/debug/streamsplit-router
 KAFKA=target/debug/streamsplit-kafka
-TOPICS=(tracking.home-page tracking.checkout tracking.mobile tracking.slow-pages tracking.vip-clicks tracking.tenant-acme tracking.sandbox tracking.checkout-analytics tracking.exceptions)
+TOPICS=(tracking.home-page tracking.checkout tracking.mobile tracking.slow-pages tracking.vip-clicks tracking.tenant-acme tracking.sandbox tracking.checkout-analytics tracking.searches-by-user tracking.exceptions)
 PIDS=()
 trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 
@@ -56,7 +56,7 @@ if [ "$MODE" = kubernetes ]; then
   kubectl wait --for condition=Ready splitrule --all -n tracking --timeout 60s >/dev/null
   kubectl get splitrules -n tracking
   echo "bundle: $(kubectl get configmap streamsplit-rules-default -n streamsplit-demo -o jsonpath='{.metadata.annotations.streamsplit\.io/bundle-version}')"
-  $KAFKA count "${TOPICS[@]:0:8}" | sed 's/^/  topic exists: /'
+  $KAFKA count "${TOPICS[@]:0:9}" | sed 's/^/  topic exists: /'
 
   say "A router mounts the bundle (projected like the kubelet would) and routes"
   target/debug/streamsplit-project streamsplit-demo streamsplit-rules-default demo-bundle &

@@ -99,6 +99,8 @@ fn a_bad_ca_or_password_makes_the_router_not_ready_with_a_clear_error_and_loses_
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         }],
     );
     stack.produce_kinds(&["a"], 10);

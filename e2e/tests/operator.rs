@@ -541,7 +541,7 @@ fn of_two_rules_claiming_one_topic_with_different_settings_the_newer_gets_resour
 }
 
 #[test]
-fn rule_tests_with_key_and_headers_pass_the_api_and_sample_and_project_are_validated() {
+fn rule_tests_with_key_and_headers_pass_the_api_and_copy_options_are_validated() {
     let mut stack = Stack::start();
     let topic = unique_name("meta");
     stack.start_operator();
@@ -552,13 +552,19 @@ fn rule_tests_with_key_and_headers_pass_the_api_and_sample_and_project_are_valid
         &topic,
         "  sample: 0.5\n  project: {keep: [id], hash: [id]}\n  tests:\n    - {name: vip click, record: {}, key: vip, headers: {type: click}, expect: match}\n    - {name: plain click, record: {}, key: joe, headers: {type: click}, expect: no-match}\n",
     ) + &rule_yaml("never", "true", &topic, "  sample: 0\n")
-        + &rule_yaml("clash", "true", &topic, "  project: {keep: [id], drop: [id]}\n")));
+        + &rule_yaml("clash", "true", &topic, "  project: {keep: [id], drop: [id]}\n")
+        + &rule_yaml("bad-transform", "true", &topic, "  transform: '#{a: '\n")
+        + &rule_yaml("bad-key", "true", &topic, "  key: {field: a, expression: b}\n")));
     stack.wait_ready("vip-clicks", "True");
     let (reason, message) = stack.wait_ready("never", "False");
     assert_eq!(reason, "InvalidSample", "{message}");
     let (reason, message) = stack.wait_ready("clash", "False");
     assert_eq!(reason, "InvalidProjection", "{message}");
     assert!(message.contains("keep and drop"), "{message}");
+    let (reason, message) = stack.wait_ready("bad-transform", "False");
+    assert_eq!(reason, "InvalidTransform", "{message}");
+    let (reason, message) = stack.wait_ready("bad-key", "False");
+    assert_eq!(reason, "InvalidKey", "{message}");
     let (_, bundle) = stack.bundle().unwrap();
     let rules = bundle["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 1, "{bundle}");

@@ -545,6 +545,8 @@ fn bundle_with(scenario: &Scenario, extra: &[(String, String)]) -> String {
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         });
     }
     streamsplit_rules::RuleBundle::build("default", definitions).to_json()

@@ -61,6 +61,8 @@ fn rules(count: usize, targets: &[String]) -> Vec<RuleDefinition> {
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         })
         .collect()
 }
@@ -242,6 +244,8 @@ fn tier_isolation(
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         });
         let dir = work.join(format!("tiers-{label}"));
         write_manifests(&dir, &definitions);
@@ -634,6 +638,8 @@ fn main() {
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     });
     let b = RuleBundle::build("default", with_dummy);
     let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();

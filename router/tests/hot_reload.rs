@@ -27,6 +27,8 @@ fn rule(name: &str, condition: &str, topic: &str) -> RuleDefinition {
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     }
 }
 

@@ -21,6 +21,8 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier, mode: Mode) -> Rul
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     }
 }
 

@@ -21,6 +21,8 @@ fn rule(name: &str, target: &str) -> RuleDefinition {
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     }
 }
 

@@ -68,6 +68,8 @@ fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         }],
     );
     let mut volume = ProjectedConfigMap::new(&config_dir).unwrap();

@@ -155,6 +155,8 @@ mod tests {
             suspend: false,
             sample: None,
             project: None,
+            transform: None,
+            key: None,
         }
     }
 

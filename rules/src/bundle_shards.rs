@@ -288,6 +288,8 @@ mod tests {
                 suspend: false,
                 sample: None,
                 project: None,
+                transform: None,
+                key: None,
             })
             .collect()
     }

@@ -145,13 +145,25 @@ impl Condition {
     /// budget before it counts as [`EvalError::TimeBudget`]: conditions are pure, and a single
     /// overrun is usually the thread being descheduled on a busy machine.
     pub fn evaluate(&self, engine: &Engine, scope: &mut Scope<'_>) -> Result<bool, EvalError> {
+        self.evaluate_value(engine, scope)?
+            .as_bool()
+            .map_err(|type_name| EvalError::NotBool(type_name.to_string()))
+    }
+
+    /// Like [`Condition::evaluate`], returning whatever value the expression produces (for
+    /// transforms and key expressions).
+    pub fn evaluate_value(
+        &self,
+        engine: &Engine,
+        scope: &mut Scope<'_>,
+    ) -> Result<Dynamic, EvalError> {
         match self.evaluate_once(engine, scope) {
             Err(EvalError::TimeBudget) => self.evaluate_once(engine, scope),
             outcome => outcome,
         }
     }
 
-    fn evaluate_once(&self, engine: &Engine, scope: &mut Scope<'_>) -> Result<bool, EvalError> {
+    fn evaluate_once(&self, engine: &Engine, scope: &mut Scope<'_>) -> Result<Dynamic, EvalError> {
         let depth = scope.len();
         let result = {
             let _clock = EvaluationClock::start();
@@ -159,9 +171,7 @@ impl Condition {
         };
         scope.rewind(depth);
         match result {
-            Ok(value) => value
-                .as_bool()
-                .map_err(|type_name| EvalError::NotBool(type_name.to_string())),
+            Ok(value) => Ok(value),
             Err(err) => match *err {
                 EvalAltResult::ErrorTerminated(token, _)
                     if token.clone().into_immutable_string().ok().as_deref()

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::copy_shape::KeySource;
 use crate::projection::Projection;
 use crate::rule_id::RuleId;
 use crate::spec::{Mode, SplitRuleSpec, Tier};
@@ -28,6 +29,12 @@ pub struct RuleDefinition {
     /// What the copies keep of the record (see [`crate::projection`]); whole when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<Projection>,
+    /// Rhai expression computing the copies' value (see [`crate::copy_shape`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
+    /// Where the copies' key comes from; the record's own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeySource>,
 }
 
 impl RuleDefinition {
@@ -42,6 +49,8 @@ impl RuleDefinition {
             suspend: spec.suspend,
             sample: spec.sample,
             project: spec.project.clone(),
+            transform: spec.transform.clone(),
+            key: spec.key.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod bundle_shards;
 pub mod client_properties;
 pub mod condition;
+pub mod copy_shape;
 #[cfg(feature = "kube")]
 pub mod crd;
 pub mod definition;

@@ -65,6 +65,31 @@ pub fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
     }
 }
 
+/// Converts a Rhai value back into JSON (a transform's result): unit is `null`, a float that is
+/// not finite is `null`, and any other non-JSON type becomes its text.
+pub fn dynamic_to_json(value: &Dynamic) -> serde_json::Value {
+    if value.is_unit() {
+        serde_json::Value::Null
+    } else if let Ok(b) = value.as_bool() {
+        serde_json::Value::Bool(b)
+    } else if let Ok(i) = value.as_int() {
+        serde_json::Value::from(i)
+    } else if let Ok(f) = value.as_float() {
+        serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    } else if let Some(items) = value.read_lock::<rhai::Array>() {
+        serde_json::Value::Array(items.iter().map(dynamic_to_json).collect())
+    } else if let Some(fields) = value.read_lock::<Map>() {
+        serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), dynamic_to_json(v)))
+                .collect(),
+        )
+    } else {
+        serde_json::Value::String(value.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

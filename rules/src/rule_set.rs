@@ -11,12 +11,12 @@ use std::time::Duration;
 use rhai::{Engine, Scope};
 
 use crate::condition::{Condition, EvalError};
+use crate::copy_shape::{CopyShape, CopyShaper};
 use crate::definition::RuleDefinition;
 use crate::engine::{sandboxed_engine, sandboxed_engine_with_budget, RECORD_VARIABLE};
 use crate::fast::extract::fill_meta_slots;
 use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
 use crate::metadata::{RecordMeta, META_VARIABLE};
-use crate::projection::{CompiledProjection, ProjectionError};
 use crate::protected_topics::ProtectedTopics;
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
@@ -77,7 +77,7 @@ pub struct CompiledRule {
     /// What the rule says.
     pub definition: RuleDefinition,
     condition: Condition,
-    projection: Option<CompiledProjection>,
+    shape: Option<CopyShape>,
     fast: Option<FastCondition>,
     overruns: OverrunState,
 }
@@ -88,9 +88,9 @@ impl CompiledRule {
         self.fast.is_some()
     }
 
-    /// What the rule's copies keep of the record, when it projects.
-    pub fn projection(&self) -> Option<&CompiledProjection> {
-        self.projection.as_ref()
+    /// How the rule shapes its copies, when they are not the record itself.
+    pub fn shape(&self) -> Option<&CopyShape> {
+        self.shape.as_ref()
     }
 
     /// Whether the rule was quarantined for exceeding its time budget.
@@ -124,6 +124,8 @@ pub struct RuleSet {
     uses_meta: bool,
     /// Whether any rule samples (its decision reads the key).
     samples: bool,
+    /// Whether any rule's transform or key expression runs Rhai (it may read `meta`).
+    shapes_run_rhai: bool,
 }
 
 /// A rule that failed on one record.
@@ -149,7 +151,7 @@ pub struct Evaluation {
 }
 
 /// Where one copy of a record goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Delivery<'a> {
     /// Index of the first active rule that matched with this topic.
     pub rule: usize,
@@ -157,18 +159,8 @@ pub struct Delivery<'a> {
     pub topic: &'a str,
     /// Tier of that rule.
     pub tier: Tier,
-    /// What the copy keeps of the record, when that rule projects.
-    pub projection: Option<&'a CompiledProjection>,
-}
-
-impl Delivery<'_> {
-    /// The copy's value: `None` when it is the record's own, else the projected bytes.
-    pub fn value(&self, payload: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
-        match self.projection {
-            None => Ok(None),
-            Some(projection) => projection.apply(payload).map(Some).ok_or(ProjectionError),
-        }
-    }
+    /// How that rule shapes the copy, when it is not the record itself.
+    pub shape: Option<&'a CopyShape>,
 }
 
 impl RuleSet {
@@ -244,14 +236,8 @@ impl RuleSet {
             let reused = reused.map(|(c, _)| (*c).clone());
             let options = crate::sampling::validate_sample(definition.sample)
                 .map_err(RuleError::InvalidSample)
-                .and_then(|()| match &definition.project {
-                    Some(projection) => projection
-                        .compile()
-                        .map(Some)
-                        .map_err(RuleError::InvalidProjection),
-                    None => Ok(None),
-                });
-            let projection = options.as_ref().ok().cloned().flatten();
+                .and_then(|()| CopyShape::compile(&engine, &definition));
+            let shape = options.as_ref().ok().cloned().flatten();
             let result = match (protected.check(&definition.target_topic), options, reused) {
                 (Err(refused), _, _) => Err(refused),
                 (Ok(()), Err(invalid), _) => Err(invalid),
@@ -268,7 +254,7 @@ impl RuleSet {
                 Ok(condition) => rules.push(CompiledRule {
                     definition,
                     condition,
-                    projection,
+                    shape,
                     fast: None,
                     overruns: OverrunState::quarantined(time_quarantined),
                 }),
@@ -280,7 +266,7 @@ impl RuleSet {
                         rules.push(CompiledRule {
                             definition: previous.definition.clone(),
                             condition: previous.condition.clone(),
-                            projection: previous.projection.clone(),
+                            shape: previous.shape.clone(),
                             fast: None,
                             overruns: OverrunState::quarantined(previous.overruns.is_quarantined()),
                         });
@@ -311,6 +297,9 @@ impl RuleSet {
         let index = RuleIndex::build(keys);
         let uses_meta = rules.iter().any(|r| r.condition.uses_meta());
         let samples = rules.iter().any(|r| r.definition.sample.is_some());
+        let shapes_run_rhai = rules
+            .iter()
+            .any(|r| r.shape.as_ref().is_some_and(CopyShape::runs_rhai));
         (
             RuleSet {
                 engine,
@@ -320,6 +309,7 @@ impl RuleSet {
                 index,
                 uses_meta,
                 samples,
+                shapes_run_rhai,
             },
             quarantined,
         )
@@ -365,10 +355,20 @@ impl RuleSet {
         &self.rules
     }
 
-    /// Whether any condition (or sampling, which reads the key) reads `meta`; callers without
-    /// it may pass empty metadata.
+    /// Whether any condition, sampling (which reads the key) or copy shape reads `meta`;
+    /// callers without it may pass empty metadata.
     pub fn reads_meta(&self) -> bool {
-        self.uses_meta || self.samples
+        self.uses_meta || self.samples || self.shapes_run_rhai
+    }
+
+    /// Shapes the copies of one record (see [`crate::copy_shape`]): decode it at most once,
+    /// whatever the number of shaped copies.
+    pub fn shaper<'s, 'a>(
+        &'s self,
+        payload: &'a [u8],
+        meta: &'s RecordMeta<'a>,
+    ) -> CopyShaper<'s, 'a> {
+        CopyShaper::new(&self.engine, payload, meta)
     }
 
     /// Rules that are evaluated (not suspended).
@@ -505,7 +505,7 @@ impl RuleSet {
     }
 
     /// The copies an evaluation asks for: active matching rules only, one copy per topic
-    /// (the first rule in evaluation order decides the tier and the projection).
+    /// (the first rule in evaluation order decides the tier and the copy's shape).
     pub fn deliveries(&self, evaluation: &Evaluation) -> Vec<Delivery<'_>> {
         let mut deliveries: Vec<Delivery<'_>> = Vec::with_capacity(evaluation.matches.len());
         for &index in &evaluation.matches {
@@ -520,7 +520,7 @@ impl RuleSet {
                 rule: index,
                 topic: &rule.target_topic,
                 tier: rule.tier,
-                projection: self.rules[index].projection.as_ref(),
+                shape: self.rules[index].shape.as_ref(),
             });
         }
         deliveries

@@ -81,6 +81,13 @@ pub struct SplitRuleSpec {
     /// Copies are the whole record when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<crate::projection::Projection>,
+    /// Rhai expression over `record` and `meta` whose result is the copies' value: a map or
+    /// array is written as JSON, a string as it is. Exclusive with `project`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
+    /// Where the copies' key comes from (`field` or `expression`); the record's own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::copy_shape::KeySource>,
     /// Example records the condition must (not) match; run by `check` and the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<RuleTest>,

@@ -42,6 +42,12 @@ pub enum RuleError {
     /// `project` names no field, a malformed path, or one path under two actions.
     #[error("invalid project: {0}")]
     InvalidProjection(String),
+    /// `transform` does not compile, or is combined with `project`.
+    #[error("invalid transform: {0}")]
+    InvalidTransform(String),
+    /// `key` names no source, two, a malformed path, or an expression that does not compile.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
     /// `sample` is not a fraction in (0, 1].
     #[error("invalid sample: {0}")]
     InvalidSample(String),
@@ -72,6 +78,8 @@ impl RuleError {
             RuleError::PolicyViolation(_) => "PolicyViolation",
             RuleError::InvalidSample(_) => "InvalidSample",
             RuleError::InvalidProjection(_) => "InvalidProjection",
+            RuleError::InvalidTransform(_) => "InvalidTransform",
+            RuleError::InvalidKey(_) => "InvalidKey",
             RuleError::ProtectedTopic { .. } => "ProtectedTopic",
         }
     }
@@ -144,9 +152,10 @@ pub fn run_rule_tests(
 pub fn validate_spec(engine: &Engine, spec: &SplitRuleSpec) -> Result<Condition, RuleError> {
     crate::pool_name::validate_pool_name(&spec.router).map_err(RuleError::InvalidRouter)?;
     crate::sampling::validate_sample(spec.sample).map_err(RuleError::InvalidSample)?;
-    if let Some(projection) = &spec.project {
-        projection.compile().map_err(RuleError::InvalidProjection)?;
-    }
+    crate::copy_shape::CopyShape::compile(
+        engine,
+        &crate::definition::RuleDefinition::from_spec(crate::rule_id::RuleId::new(None, ""), spec),
+    )?;
     let condition = compile_rule(engine, &spec.condition, &spec.target_topic)?;
     run_rule_tests(engine, &condition, &spec.tests)?;
     Ok(condition)

@@ -15,6 +15,8 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier) -> RuleDefinition 
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     }
 }
 

@@ -191,6 +191,8 @@ fn rule(name: &str, condition: &str) -> RuleDefinition {
         suspend: false,
         sample: None,
         project: None,
+        transform: None,
+        key: None,
     }
 }
 

@@ -30,11 +30,15 @@ pub fn check(
                     .sample
                     .map(|s| format!(", sample {s}"))
                     .unwrap_or_default(),
-                if manifest.spec.project.is_some() {
-                    ", projected"
-                } else {
-                    ""
-                },
+                [
+                    (manifest.spec.project.is_some(), ", projected"),
+                    (manifest.spec.transform.is_some(), ", transformed"),
+                    (manifest.spec.key.is_some(), ", re-keyed"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, text)| *text)
+                .collect::<String>(),
                 manifest.spec.tests.len()
             ),
             Err(error) => {

@@ -116,9 +116,13 @@ pub struct EvalLine<'a> {
     /// Matching rules whose `sample` left the record out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sampled_out: Vec<String>,
-    /// The value of each copy a rule projects, by target topic.
+    /// The value of each copy a rule shapes (`project`, `transform`), by target topic: JSON as
+    /// it is, other text as a JSON string.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub projected: BTreeMap<&'a str, Box<serde_json::value::RawValue>>,
+    pub values: BTreeMap<&'a str, Box<serde_json::value::RawValue>>,
+    /// The key of each copy a rule re-keys, by target topic.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<&'a str, String>,
     /// Why the record as a whole is an exception (it cannot be decoded).
     pub exception: Option<EvalException>,
 }
@@ -159,22 +163,23 @@ pub fn eval_record<'a>(
                 })
                 .collect();
             let mut targets = Vec::new();
-            let mut projected = BTreeMap::new();
-            // Exactly as `run` builds copies: a copy that cannot be projected is a rule error.
+            let mut values = BTreeMap::new();
+            let mut keys = BTreeMap::new();
+            // Exactly as `run` builds copies: a copy that cannot be shaped is a rule error.
+            let mut shaper = rules.shaper(payload, meta);
             for delivery in rules.deliveries(&evaluation) {
-                let rule = || rules.rules()[delivery.rule].definition.id.to_string();
-                match delivery.value(payload) {
-                    Ok(value) => {
+                match shaper.shape(delivery.shape) {
+                    Ok(parts) => {
                         targets.push(delivery.topic);
-                        let raw = value
-                            .and_then(|v| String::from_utf8(v).ok())
-                            .and_then(|v| serde_json::value::RawValue::from_string(v).ok());
-                        if let Some(raw) = raw {
-                            projected.insert(delivery.topic, raw);
+                        if let Some(value) = parts.value.and_then(|v| shown(&v)) {
+                            values.insert(delivery.topic, value);
+                        }
+                        if let Some(key) = parts.key {
+                            keys.insert(delivery.topic, String::from_utf8_lossy(&key).into_owned());
                         }
                     }
                     Err(error) => errors.push(EvalRuleError {
-                        rule: rule(),
+                        rule: rules.rules()[delivery.rule].definition.id.to_string(),
                         message: error.to_string(),
                     }),
                 }
@@ -183,7 +188,8 @@ pub fn eval_record<'a>(
                 line: number,
                 targets,
                 errors,
-                projected,
+                values,
+                keys,
                 sampled_out: evaluation
                     .sampled_out
                     .iter()
@@ -197,13 +203,22 @@ pub fn eval_record<'a>(
             targets: Vec::new(),
             errors: Vec::new(),
             sampled_out: Vec::new(),
-            projected: BTreeMap::new(),
+            values: BTreeMap::new(),
+            keys: BTreeMap::new(),
             exception: Some(EvalException {
                 kind: "decode",
                 message: error.to_string(),
             }),
         },
     }
+}
+
+/// A copy's value for the output line: itself when it is JSON, else as a JSON string.
+fn shown(value: &[u8]) -> Option<Box<serde_json::value::RawValue>> {
+    let text = String::from_utf8_lossy(value).into_owned();
+    serde_json::value::RawValue::from_string(text.clone())
+        .or_else(|_| serde_json::value::to_raw_value(&text))
+        .ok()
 }
 
 /// Why `eval` stopped.

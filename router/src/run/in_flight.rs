@@ -73,8 +73,10 @@ pub enum CopyKind {
         topic: Arc<str>,
         /// Producer tier.
         tier: Tier,
-        /// The copy's value when the rule projects the record (else the record's own).
+        /// The copy's value when the rule shapes it (else the record's own).
         value: Option<Arc<[u8]>>,
+        /// The copy's key when the rule re-keys it (else the record's own).
+        key: Option<Arc<[u8]>>,
         /// The rule's copy counters.
         counters: Arc<RouteCounters>,
     },

@@ -135,6 +135,21 @@ impl PassThrough {
         }
     }
 
+    /// The one copy of the record at `offset`.
+    fn kinds(&self, offset: i64) -> Vec<CopyKind> {
+        self.target(offset)
+            .map(|(topic, counters)| CopyKind::Route {
+                rule: Arc::clone(&self.label),
+                topic: Arc::clone(topic),
+                tier: streamsplit_rules::Tier::Standard,
+                value: None,
+                key: None,
+                counters: Arc::clone(counters),
+            })
+            .into_iter()
+            .collect()
+    }
+
     fn target(&self, offset: i64) -> Option<&(Arc<str>, Arc<in_flight::RouteCounters>)> {
         let count = i64::try_from(self.targets.len()).ok().filter(|n| *n > 0)?;
         self.targets
@@ -391,98 +406,13 @@ fn prepare(
     let source = SourceRecord::from_message(message, topic);
 
     let live = router.rules.load();
-    let mut kinds = Vec::new();
-    let evaluated = match &router.pass_through {
+    let kinds = match &router.pass_through {
         Some(pass) => {
-            if let Some((topic, counters)) = pass.target(source.offset) {
-                kinds.push(CopyKind::Route {
-                    rule: Arc::clone(&pass.label),
-                    topic: Arc::clone(topic),
-                    tier: streamsplit_rules::Tier::Standard,
-                    value: None,
-                    counters: Arc::clone(counters),
-                });
-            }
-            Ok(None)
+            metrics.records_evaluated.inc();
+            pass.kinds(source.offset)
         }
-        None => {
-            // Headers are only gathered when some condition reads them.
-            let meta = if live.rules.reads_meta() {
-                source.meta()
-            } else {
-                streamsplit_rules::RecordMeta::default()
-            };
-            live.rules
-                .evaluate_record(source.payload.as_deref().unwrap_or_default(), &meta)
-                .map(Some)
-        }
+        None => route_kinds(&live, &source, metrics),
     };
-    if evaluated.is_ok() {
-        metrics.records_evaluated.inc();
-    }
-    match evaluated {
-        Ok(None) => {}
-        Err(error) => kinds.push(CopyKind::exception(
-            ExceptionKind::Decode,
-            error.to_string(),
-            None,
-        )),
-        Ok(Some(evaluation)) => {
-            for &index in &evaluation.matches {
-                live.stats[index].matches.inc();
-            }
-            for &index in &evaluation.sampled_out {
-                live.stats[index].matches.inc();
-                live.stats[index].sampled_out.inc();
-            }
-            for &index in &evaluation.quarantined {
-                let stats = &live.stats[index];
-                metrics.rules_quarantined.inc();
-                tracing::error!(
-                    rule = %stats.id,
-                    overruns = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS,
-                    "rule quarantined: it kept exceeding its time budget or operation limit; its records go to the exception topic until it is changed"
-                );
-            }
-            for failure in &evaluation.failures {
-                let stats = &live.stats[failure.rule];
-                stats.errors.inc();
-                if matches!(
-                    failure.error,
-                    EvalError::TimeBudget | EvalError::OperationLimit(_)
-                ) {
-                    stats.overruns.inc();
-                }
-                kinds.push(CopyKind::exception(
-                    ExceptionKind::Rule,
-                    failure.error.to_string(),
-                    Some(Arc::clone(&stats.id)),
-                ));
-            }
-            for delivery in live.rules.deliveries(&evaluation) {
-                let stats = &live.stats[delivery.rule];
-                let value = match delivery.value(source.payload.as_deref().unwrap_or_default()) {
-                    Ok(value) => value.map(Arc::from),
-                    Err(error) => {
-                        stats.errors.inc();
-                        kinds.push(CopyKind::exception(
-                            ExceptionKind::Rule,
-                            error.to_string(),
-                            Some(Arc::clone(&stats.id)),
-                        ));
-                        continue;
-                    }
-                };
-                kinds.push(CopyKind::Route {
-                    rule: Arc::clone(&stats.id),
-                    topic: Arc::clone(&stats.topic),
-                    tier: delivery.tier,
-                    value,
-                    counters: Arc::clone(&stats.route),
-                });
-            }
-        }
-    }
     let lineage = lineage_headers.then(|| Arc::clone(&live.version));
     drop(live);
 
@@ -513,6 +443,85 @@ fn prepare(
         .record_processing_seconds
         .observe(started.elapsed().as_secs_f64());
     tickets
+}
+
+/// The copies (and exception records) the live rules ask for one record: evaluation, rule
+/// statistics, and each delivered copy shaped by its rule.
+fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Vec<CopyKind> {
+    let payload = source.payload.as_deref().unwrap_or_default();
+    // Key and headers are only gathered when a condition, a sample or a copy shape reads them.
+    let meta = if live.rules.reads_meta() {
+        source.meta()
+    } else {
+        streamsplit_rules::RecordMeta::default()
+    };
+    let evaluation = match live.rules.evaluate_record(payload, &meta) {
+        Ok(evaluation) => evaluation,
+        Err(error) => {
+            return vec![CopyKind::exception(
+                ExceptionKind::Decode,
+                error.to_string(),
+                None,
+            )]
+        }
+    };
+    metrics.records_evaluated.inc();
+    let mut kinds = Vec::new();
+    for &index in &evaluation.matches {
+        live.stats[index].matches.inc();
+    }
+    for &index in &evaluation.sampled_out {
+        live.stats[index].matches.inc();
+        live.stats[index].sampled_out.inc();
+    }
+    for &index in &evaluation.quarantined {
+        let stats = &live.stats[index];
+        metrics.rules_quarantined.inc();
+        tracing::error!(
+            rule = %stats.id,
+            overruns = streamsplit_rules::rule_set::QUARANTINE_AFTER_OVERRUNS,
+            "rule quarantined: it kept exceeding its time budget or operation limit; its records go to the exception topic until it is changed"
+        );
+    }
+    for failure in &evaluation.failures {
+        let stats = &live.stats[failure.rule];
+        stats.errors.inc();
+        if matches!(
+            failure.error,
+            EvalError::TimeBudget | EvalError::OperationLimit(_)
+        ) {
+            stats.overruns.inc();
+        }
+        kinds.push(CopyKind::exception(
+            ExceptionKind::Rule,
+            failure.error.to_string(),
+            Some(Arc::clone(&stats.id)),
+        ));
+    }
+    let mut shaper = live.rules.shaper(payload, &meta);
+    for delivery in live.rules.deliveries(&evaluation) {
+        let stats = &live.stats[delivery.rule];
+        match shaper.shape(delivery.shape) {
+            Ok(parts) => kinds.push(CopyKind::Route {
+                rule: Arc::clone(&stats.id),
+                topic: Arc::clone(&stats.topic),
+                tier: delivery.tier,
+                value: parts.value.map(Arc::from),
+                key: parts.key.map(Arc::from),
+                counters: Arc::clone(&stats.route),
+            }),
+            // Never the whole record instead: it could carry what the rule masks.
+            Err(error) => {
+                stats.errors.inc();
+                kinds.push(CopyKind::exception(
+                    ExceptionKind::Rule,
+                    error.to_string(),
+                    Some(Arc::clone(&stats.id)),
+                ));
+            }
+        }
+    }
+    kinds
 }
 
 async fn commit_periodically(

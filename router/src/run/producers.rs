@@ -253,10 +253,10 @@ impl Producers {
     pub async fn send(&self, ticket: Box<CopyTicket>) {
         let record = Arc::clone(&ticket.record);
         let source = &record.source;
-        // The ticket moves into librdkafka below; the projected value must outlive it here.
-        let projected = match &ticket.kind {
-            CopyKind::Route { value, .. } => value.clone(),
-            CopyKind::Exception { .. } => None,
+        // The ticket moves into librdkafka below; a shaped value and key must outlive it here.
+        let (shaped_value, shaped_key) = match &ticket.kind {
+            CopyKind::Route { value, key, .. } => (value.clone(), key.clone()),
+            CopyKind::Exception { .. } => (None, None),
         };
         let (role, topic, key, payload, headers) = match &ticket.kind {
             CopyKind::Route {
@@ -264,8 +264,8 @@ impl Producers {
             } => (
                 ProducerRole::Tier(*tier),
                 Arc::clone(topic),
-                source.key.as_deref(),
-                projected.as_deref().or(source.payload.as_deref()),
+                shaped_key.as_deref().or(source.key.as_deref()),
+                shaped_value.as_deref().or(source.payload.as_deref()),
                 match &record.lineage {
                     Some(version) => Some(source.lineage_headers(rule, version)),
                     None => source.headers.clone(),

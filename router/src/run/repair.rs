@@ -197,6 +197,7 @@ mod tests {
             topic: Arc::from("t"),
             tier,
             value: None,
+            key: None,
             counters: Arc::new(super::super::in_flight::RouteCounters {
                 routed: counter(),
                 dropped: counter(),

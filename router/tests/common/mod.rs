@@ -74,8 +74,10 @@ pub fn write_rule(dir: &Path, name: &str, condition: &str, topic: &str, extra: &
 /// What `streamsplit-router eval` predicts for each input line.
 pub struct Prediction {
     pub targets: Vec<String>,
-    /// Projected copy values by target topic.
-    pub projected: BTreeMap<String, serde_json::Value>,
+    /// Shaped copy values by target topic.
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Re-keyed copy keys by target topic.
+    pub keys: BTreeMap<String, String>,
     pub rule_errors: Vec<String>,
     pub decode_error: bool,
 }
@@ -116,9 +118,17 @@ pub fn predict_lines(rules_dir: &Path, lines: &[Vec<u8>], format: &str) -> Vec<P
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             Prediction {
-                projected: v["projected"]
+                values: v["values"]
                     .as_object()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                keys: v["keys"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 targets: v["targets"]
                     .as_array()

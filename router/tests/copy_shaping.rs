@@ -1,6 +1,7 @@
-//! Per-rule projection against the real broker: each copy holds exactly the value `eval`
-//! predicts (kept, dropped, masked and hashed fields), masked values never reach the target
-//! topic, and rules without projection still copy the record byte for byte.
+//! Copies shaped per rule, against the real broker: each copy holds exactly the value and key
+//! `eval` predicts (projection: kept, dropped, masked and hashed fields; a Rhai transform; a key
+//! taken from a field), masked values never reach the target topic, and rules without a shape
+//! still copy the record byte for byte.
 
 mod common;
 
@@ -27,15 +28,17 @@ fn records() -> Vec<TestRecord> {
         .collect()
 }
 
-fn projects_copies(broker: &Broker) {
+fn shapes_copies(broker: &Broker) {
     let work = tempfile::tempdir().unwrap();
     let rules_dir = work.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
-    let [source, slim, private, whole, exceptions] = [
+    let [source, slim, private, whole, summary, by_user, exceptions] = [
         "proj-src",
         "proj-slim",
         "proj-private",
         "proj-whole",
+        "proj-summary",
+        "proj-by-user",
         "proj-exc",
     ]
     .map(unique_name);
@@ -45,9 +48,25 @@ fn projects_copies(broker: &Broker) {
             (&slim, 1),
             (&private, 1),
             (&whole, 1),
+            (&summary, 1),
+            (&by_user, 1),
             (&exceptions, 1),
         ])
         .unwrap();
+    write_rule(
+        &rules_dir,
+        "summary",
+        "record.seq % 3 == 0",
+        &summary,
+        "  transform: '#{seq: record.seq, user: record.user.id, from: meta.topic, key: meta.key}'\n",
+    );
+    write_rule(
+        &rules_dir,
+        "by-user",
+        "record.seq % 2 == 0",
+        &by_user,
+        "  key: {field: user.id}\n",
+    );
     write_rule(
         &rules_dir,
         "slim",
@@ -65,7 +84,19 @@ fn projects_copies(broker: &Broker) {
     write_rule(&rules_dir, "whole", r#"record.page == "Cart""#, &whole, "");
     let records = records();
     let values: Vec<Vec<u8>> = records.iter().map(|r| r.value.clone()).collect();
-    let predictions = predict(&rules_dir, &values);
+    // Envelopes with the key and source topic, as the router sees them.
+    let envelopes: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| {
+            serde_json::to_vec(&serde_json::json!({
+                "rawValue": String::from_utf8(r.value.clone()).unwrap(),
+                "key": String::from_utf8(r.key.clone().unwrap()).unwrap(),
+                "topic": source,
+            }))
+            .unwrap()
+        })
+        .collect();
+    let predictions = predict_lines(&rules_dir, &envelopes, "envelope");
     broker.produce(&source, &records).unwrap();
     let group = unique_name("proj-group");
     let mut router = start_router(
@@ -77,10 +108,10 @@ fn projects_copies(broker: &Broker) {
     );
     wait_for_full_commit(broker, &group, &source, Duration::from_secs(120));
 
-    for topic in [&slim, &private] {
+    for topic in [&slim, &private, &summary] {
         let mut expected: Vec<serde_json::Value> = predictions
             .iter()
-            .filter_map(|p| p.projected.get(topic.as_str()).cloned())
+            .filter_map(|p| p.values.get(topic.as_str()).cloned())
             .collect();
         let copies = broker.read_all(topic).unwrap();
         let mut actual: Vec<serde_json::Value> = copies
@@ -127,16 +158,53 @@ fn projects_copies(broker: &Broker) {
     assert!(whole_copies
         .iter()
         .all(|c| originals.contains_key(c.value.as_deref().unwrap())));
+    // The transform's copies carry the record's metadata; re-keyed copies their user id.
+    let summary_copy: serde_json::Value = serde_json::from_slice(
+        broker.read_all(&summary).unwrap()[0]
+            .value
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary_copy["from"], source.as_str());
+    assert!(summary_copy["key"].as_str().unwrap().starts_with('k'));
+    let mut expected_keys: Vec<(String, String)> = predictions
+        .iter()
+        .zip(&values)
+        .filter_map(|(p, v)| {
+            let key = p.keys.get(by_user.as_str())?;
+            Some((String::from_utf8(v.clone()).unwrap(), key.clone()))
+        })
+        .collect();
+    assert_eq!(expected_keys.len(), RECORDS / 2);
+    let mut actual_keys: Vec<(String, String)> = broker
+        .read_all(&by_user)
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                String::from_utf8(c.value.clone().unwrap()).unwrap(),
+                String::from_utf8(c.key.clone().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    expected_keys.sort();
+    actual_keys.sort();
+    assert_eq!(
+        actual_keys, expected_keys,
+        "re-keyed copies differ from eval's keys"
+    );
+    assert!(actual_keys.iter().all(|(_, key)| key.starts_with('u')));
     assert!(broker.read_all(&exceptions).unwrap().is_empty());
     router.process.terminate(Duration::from_secs(30)).unwrap();
 }
 
 #[test]
-fn projected_copies_hold_exactly_what_eval_predicts() {
-    projects_copies(Broker::shared());
+fn shaped_copies_hold_exactly_what_eval_predicts() {
+    shapes_copies(Broker::shared());
 }
 
 #[test]
-fn projected_copies_hold_exactly_what_eval_predicts_on_nisshi() {
-    projects_copies(Broker::nisshi());
+fn shaped_copies_hold_exactly_what_eval_predicts_on_nisshi() {
+    shapes_copies(Broker::nisshi());
 }
