@@ -101,6 +101,9 @@ fn a_bad_ca_or_password_makes_the_router_not_ready_with_a_clear_error_and_loses_
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         }],
     );
     stack.produce_kinds(&["a"], 10);

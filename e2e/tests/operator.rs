@@ -578,3 +578,85 @@ fn rule_tests_with_key_and_headers_pass_the_api_and_copy_options_are_validated()
     let error = refused.expect_err("sample 1.5 is refused").to_string();
     assert!(error.contains("sample"), "{error}");
 }
+
+#[test]
+fn templated_rules_copy_to_the_existing_topics_their_records_name_within_pattern_and_policy() {
+    let mut stack = Stack::start();
+    let prefix = unique_name("applog");
+    let shop = format!("{prefix}.shop");
+    stack.broker.create_topics(&[(&shop, 1)]).unwrap();
+    // A second pool whose tenants may only write their own namespace's topics.
+    let [narrow_source, narrow_exceptions] = ["src", "exc"].map(unique_name);
+    stack.apply(&router_pool_yaml(
+        "narrow",
+        &narrow_source,
+        &narrow_exceptions,
+        &stack.namespace,
+        "{namespace}.*",
+    ));
+    stack.start_operator();
+    stack.apply(
+        &(rule_yaml(
+            "by-kind",
+            "true",
+            &format!("'{prefix}.{{record.kind}}'"),
+            &format!("  targetTopicPattern: '{prefix}.*'\n"),
+        ) + &rule_yaml("no-pattern", "true", "'x.{record.kind}'", "")
+            + &rule_yaml(
+                "with-settings",
+                "true",
+                "'y.{record.kind}'",
+                "  targetTopicPattern: 'y.*'\n  topic: {partitions: 3}\n",
+            )
+            + &rule_yaml(
+                "too-wide",
+                "true",
+                "'other.{record.kind}'",
+                "  targetTopicPattern: 'other.*'\n  router: narrow\n",
+            )),
+    );
+    stack.wait_ready("by-kind", "True");
+    let (status, reason, message) = stack.condition("by-kind", "TopicReady").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Templated"));
+    assert!(message.contains("1 existing topics match now"), "{message}");
+    for name in ["no-pattern", "with-settings"] {
+        let (reason, message) = stack.wait_ready(name, "False");
+        assert_eq!(reason, "InvalidTopicTemplate", "{name}: {message}");
+    }
+    let (reason, message) = stack.wait_ready("too-wide", "False");
+    assert_eq!(reason, "PolicyViolation", "{message}");
+    assert!(message.contains("narrow the pattern"), "{message}");
+
+    let (_, bundle) = stack.bundle().unwrap();
+    let rules = bundle["rules"].as_array().unwrap();
+    assert_eq!(
+        rules.len(),
+        1,
+        "only the valid templated rule is published: {bundle}"
+    );
+    assert_eq!(rules[0]["targetTopicPattern"], format!("{prefix}.*"));
+    stack.start_router();
+    stack.wait_router_on(bundle["version"].as_str().unwrap());
+    stack.produce_kinds(&["shop", "nope"], 5);
+    stack.wait_routed();
+    assert_eq!(stack.count(&shop), 5, "{}", stack.router_metrics());
+    let refused: Vec<String> = stack
+        .broker
+        .read_all(&stack.exceptions)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.header("streamsplit.exception.message"))
+        .collect();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.contains(&format!("{prefix}.nope, which does not exist"))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        stack.count(&format!("{prefix}.nope")),
+        -1,
+        "no topic is created"
+    );
+}

@@ -547,6 +547,9 @@ fn bundle_with(scenario: &Scenario, extra: &[(String, String)]) -> String {
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         });
     }
     streamsplit_rules::RuleBundle::build("default", definitions).to_json()

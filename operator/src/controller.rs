@@ -16,6 +16,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use streamsplit_rules::crd::SplitRule;
+use streamsplit_rules::topic_template::is_template;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -239,6 +240,7 @@ fn drifted_rules(
             let unobserved = rule.status.as_ref().and_then(|s| s.observed_generation)
                 != rule.metadata.generation;
             let topic_gone = crate::publisher::topic_ready_in_status(rule)
+                && !is_template(&rule.spec.target_topic)
                 && !existing.contains(&rule.spec.target_topic);
             unobserved || topic_gone
         })

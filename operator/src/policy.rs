@@ -9,6 +9,7 @@ use std::sync::Arc;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 use streamsplit_rules::crd::SplitRule;
+use streamsplit_rules::topic_pattern::{pattern_matches, pattern_within};
 use streamsplit_rules::{RuleError, SplitRuleSpec};
 
 use crate::router_pool::RouterPool;
@@ -64,7 +65,13 @@ impl Pools<'_> {
                 spec.router, self.namespace
             )));
         };
-        self.refuse_pool_topics(&spec.target_topic)?;
+        let template = streamsplit_rules::topic_template::is_template(&spec.target_topic);
+        // A template is judged by the pattern it renders within: all of it must be allowed.
+        let target = match (&spec.target_topic_pattern, template) {
+            (Some(pattern), true) => pattern.as_str(),
+            _ => spec.target_topic.as_str(),
+        };
+        self.refuse_pool_topics(target)?;
         let Some((index, tenant)) = pool
             .spec
             .tenants
@@ -77,12 +84,21 @@ impl Pools<'_> {
                 spec.router
             )));
         };
-        let allowed = tenant
-            .target_topics
-            .iter()
-            .any(|pattern| topic_matches(pattern, rule_namespace, &spec.target_topic));
+        let allowed = tenant.target_topics.iter().any(|allowed| {
+            if template {
+                pattern_within(target, &allowed.replace("{namespace}", rule_namespace))
+            } else {
+                topic_matches(allowed, rule_namespace, target)
+            }
+        });
         if allowed {
             Ok(())
+        } else if template {
+            Err(RuleError::PolicyViolation(format!(
+                "namespace {rule_namespace} may not write every topic of targetTopicPattern {target} in router pool {} (RouterPool {0} spec.tenants[{index}].targetTopics allows {}); narrow the pattern",
+                spec.router,
+                tenant.target_topics.join(", ")
+            )))
         } else {
             Err(RuleError::PolicyViolation(format!(
                 "namespace {rule_namespace} may not write topic {} in router pool {} (RouterPool {1} spec.tenants[{index}].targetTopics allows {})",
@@ -95,11 +111,17 @@ impl Pools<'_> {
 
     /// No rule may target any pool's source or exception topic: copies would loop through a
     /// router again, or pollute the exception stream.
+    /// `target` may be a templated rule's pattern: it may not cover any of those topics either.
     fn refuse_pool_topics(&self, target: &str) -> Result<(), RuleError> {
         for pool in self.all {
-            let role = if pool.spec.source_topics.iter().any(|t| t == target) {
+            let role = if pool
+                .spec
+                .source_topics
+                .iter()
+                .any(|t| pattern_matches(target, t))
+            {
                 "a source topic"
-            } else if pool.spec.exception_topic == target {
+            } else if pattern_matches(target, &pool.spec.exception_topic) {
                 "the exception topic"
             } else {
                 continue;
@@ -116,30 +138,7 @@ impl Pools<'_> {
 /// Whether `topic` matches `pattern`: `{namespace}` stands for `namespace`, `*` for any run
 /// of characters (possibly empty); everything else matches itself.
 pub fn topic_matches(pattern: &str, namespace: &str, topic: &str) -> bool {
-    let pattern = pattern.replace("{namespace}", namespace);
-    glob(pattern.as_bytes(), topic.as_bytes())
-}
-
-/// Iterative wildcard match with backtracking to the last `*` (linear in practice).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((star_p, star_t)) = star {
-            p = star_p + 1;
-            t = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
+    pattern_matches(&pattern.replace("{namespace}", namespace), topic)
 }
 
 #[cfg(test)]
@@ -229,5 +228,32 @@ mod tests {
         );
         let message = violation(pools.check("shop", &rule("default", "default-exceptions")));
         assert!(message.contains("exception topic"), "{message}");
+    }
+
+    #[test]
+    fn a_templated_rule_is_judged_by_every_topic_its_pattern_allows() {
+        let tenants = vec![Tenant {
+            namespace: "shop".into(),
+            target_topics: vec!["{namespace}.*".into()],
+        }];
+        let all = [pool("default", &["shop.raw"], tenants)];
+        let pools = Pools {
+            all: &all,
+            namespace: "streamsplit-system",
+        };
+        let templated = |pattern: &str| {
+            let mut spec = rule("default", "shop.logs.{record.app}");
+            spec.target_topic_pattern = Some(pattern.into());
+            spec
+        };
+        assert!(pools.check("shop", &templated("shop.logs.*")).is_ok());
+        let message = violation(pools.check("shop", &templated("*.logs.*")));
+        assert!(
+            message.contains("every topic of targetTopicPattern *.logs.*"),
+            "{message}"
+        );
+        // shop.* would let a record name the pool's own source topic.
+        let message = violation(pools.check("shop", &templated("shop.*")));
+        assert!(message.contains("source topic"), "{message}");
     }
 }

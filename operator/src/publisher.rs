@@ -154,10 +154,12 @@ pub fn topic_ready_in_status(rule: &SplitRule) -> bool {
     let Some(status) = &rule.status else {
         return false;
     };
-    let topic_matches = status
-        .topic
-        .as_ref()
-        .is_some_and(|t| t.name == rule.spec.target_topic);
+    // A templated target has no single topic; its TopicReady says the template was checked.
+    let topic_matches = streamsplit_rules::topic_template::is_template(&rule.spec.target_topic)
+        || status
+            .topic
+            .as_ref()
+            .is_some_and(|t| t.name == rule.spec.target_topic);
     topic_matches
         && status
             .conditions

@@ -12,6 +12,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use streamsplit_rules::crd::{SplitRule, SplitRuleStatus};
+use streamsplit_rules::topic_pattern::pattern_matches;
+use streamsplit_rules::topic_template::is_template;
 use streamsplit_rules::{DeletionPolicy, RuleError, RuleId, TopicSpec};
 use thiserror::Error;
 
@@ -108,6 +110,13 @@ impl Context {
             tracing::warn!(%error, reason, "cannot publish event");
         }
     }
+}
+
+/// The pattern of a rule whose target topic is a template.
+fn templated_pattern(rule: &SplitRule) -> Option<&str> {
+    is_template(&rule.spec.target_topic)
+        .then_some(rule.spec.target_topic_pattern.as_deref())
+        .flatten()
 }
 
 fn deletion_policy(rule: &SplitRule) -> DeletionPolicy {
@@ -236,6 +245,23 @@ async fn apply(
         TopicVerdict::InvalidName
     } else if matches!(validity, Err(RuleError::PolicyViolation(_))) {
         TopicVerdict::NotAttempted
+    } else if let (Ok(()), Some(pattern)) = (&validity, templated_pattern(&rule)) {
+        let existing = match ctx.topics.existing_topics().await {
+            Ok(topics) => Some(
+                topics
+                    .iter()
+                    .filter(|t| pattern_matches(pattern, t))
+                    .count(),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list topics matching a templated target");
+                None
+            }
+        };
+        TopicVerdict::Templated {
+            pattern: pattern.to_string(),
+            existing,
+        }
     } else if let Some(winner) = conflicting_owner(ctx, &rule) {
         TopicVerdict::Conflict { winner }
     } else {

@@ -29,12 +29,23 @@ pub enum TopicVerdict {
     Failed(TopicError),
     /// The rule breaks its pool's policy: the operator does not touch the topic.
     NotAttempted,
+    /// The target topic is a template: the router picks an existing topic per record within
+    /// the pattern; the operator creates none.
+    Templated {
+        /// The pattern rendered topics must match.
+        pattern: String,
+        /// Existing topics matching the pattern now (None: they could not be listed).
+        existing: Option<usize>,
+    },
 }
 
 impl TopicVerdict {
     /// Whether copies can be produced to the topic as the rule intends.
     pub fn is_ready(&self) -> bool {
-        matches!(self, TopicVerdict::Ready { .. })
+        matches!(
+            self,
+            TopicVerdict::Ready { .. } | TopicVerdict::Templated { .. }
+        )
     }
 }
 
@@ -120,6 +131,14 @@ pub fn desired_status(
             format!("topic {} is already claimed by the older rule {winner} with different topic settings", verdict.target_topic),
             generation, old),
         TopicVerdict::Failed(error) => condition("TopicReady", false, error.reason(), error.to_string(), generation, old),
+        TopicVerdict::Templated { pattern, existing } => condition(
+            "TopicReady", true, "Templated",
+            format!(
+                "copies go to the existing topic each record names through {} within {pattern} ({}); the operator creates none and the router refuses absent ones (exception topic)",
+                verdict.target_topic,
+                existing.map_or("existing topics could not be listed".to_string(), |n| format!("{n} existing topics match now")),
+            ),
+            generation, old),
         TopicVerdict::NotAttempted => condition("TopicReady", false, "PolicyViolation", format!("topic {} is not created or checked: the rule breaks its pool's policy (see Valid)", verdict.target_topic), generation, old),
     };
     let keeping = if verdict.carried == Some(Carried::Previous) {

@@ -63,6 +63,9 @@ fn rules(count: usize, targets: &[String]) -> Vec<RuleDefinition> {
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         })
         .collect()
 }
@@ -246,6 +249,9 @@ fn tier_isolation(
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         });
         let dir = work.join(format!("tiers-{label}"));
         write_manifests(&dir, &definitions);
@@ -640,6 +646,9 @@ fn main() {
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     });
     let b = RuleBundle::build("default", with_dummy);
     let high: i64 = broker.high_watermarks(&source).unwrap().values().sum();

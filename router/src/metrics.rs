@@ -26,6 +26,10 @@ pub struct Metrics {
     pub rule_overruns: IntCounterVec,
     /// Matches a rule's `sample` left out (counted, not copied).
     pub rule_sampled_out: IntCounterVec,
+    /// Matches an earlier rule of the same exclusive group took (counted, not copied).
+    pub rule_excluded: IntCounterVec,
+    /// Matches past a rule's `maxRecordsPerSecond` (dropped and counted).
+    pub rule_throttled: IntCounterVec,
     /// Best-effort copies of a rule that were dropped.
     pub rule_copies_dropped: IntCounterVec,
     /// Copies of a rule that went to the exception topic because they could not be produced.
@@ -146,6 +150,18 @@ impl Metrics {
                 r,
                 "streamsplit_rule_sampled_out_total",
                 "Matches of a sampling rule that its sample left out (not copied).",
+                &["rule"],
+            ),
+            rule_excluded: counter_vec(
+                r,
+                "streamsplit_rule_excluded_total",
+                "Matches of a rule that an earlier rule of its exclusive group took (not copied).",
+                &["rule"],
+            ),
+            rule_throttled: counter_vec(
+                r,
+                "streamsplit_rule_throttled_total",
+                "Matches of a rule past its maxRecordsPerSecond, dropped (not copied).",
                 &["rule"],
             ),
             producer_replacements: counter_vec(

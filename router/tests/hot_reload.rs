@@ -29,6 +29,9 @@ fn rule(name: &str, condition: &str, topic: &str) -> RuleDefinition {
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     }
 }
 
@@ -164,9 +167,9 @@ fn swaps_under_load_route_each_record_by_exactly_one_rule_set() {
     let compiled: Vec<RuleSet> = versions.iter().map(|v| v.compile().0).collect();
     let predict = |set: &RuleSet, value: &[u8]| -> BTreeSet<String> {
         let evaluation = set.evaluate(value).unwrap();
-        set.deliveries(&evaluation)
-            .iter()
-            .map(|d| d.topic.to_string())
+        set.copies(&evaluation, value, &Default::default())
+            .into_iter()
+            .map(|c| c.outcome.unwrap().topic.into_owned())
             .collect()
     };
     let source_records = broker.read_all(&source).unwrap();

@@ -23,6 +23,9 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier, mode: Mode) -> Rul
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     }
 }
 

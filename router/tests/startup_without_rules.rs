@@ -70,6 +70,9 @@ fn nothing_is_consumed_until_a_bundle_is_mounted_and_a_late_directory_is_noticed
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         }],
     );
     let mut volume = ProjectedConfigMap::new(&config_dir).unwrap();

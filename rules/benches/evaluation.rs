@@ -75,6 +75,9 @@ fn rule(name: String, condition: String) -> RuleDefinition {
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     }
 }
 

@@ -157,6 +157,9 @@ mod tests {
             project: None,
             transform: None,
             key: None,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         }
     }
 

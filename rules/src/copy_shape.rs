@@ -54,6 +54,21 @@ pub enum CopyError {
     /// The record cannot be projected.
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    /// A templated target topic cannot be rendered, or renders outside its pattern.
+    #[error(transparent)]
+    Topic(#[from] crate::topic_template::RenderError),
+    /// A templated target topic rendered one of the router's own topics.
+    #[error("{0}")]
+    ProtectedTopic(String),
+    /// A templated target topic rendered a topic that does not exist (the router never
+    /// creates topics).
+    #[error("targetTopic {template} rendered {topic}, which does not exist (the router never creates topics)")]
+    UnknownTopic {
+        /// The rule's template.
+        template: String,
+        /// The rendered topic.
+        topic: String,
+    },
     /// The transform failed on this record.
     #[error("transform: {0}")]
     Transform(EvalError),
@@ -197,6 +212,19 @@ impl<'s, 'a> CopyShaper<'s, 'a> {
         Ok(parts)
     }
 
+    /// The topic of one copy of a rule with a templated target topic.
+    pub fn render_topic(
+        &mut self,
+        template: &crate::topic_template::TopicTemplate,
+    ) -> Result<String, crate::topic_template::RenderError> {
+        let meta = self.meta;
+        let record = self.decoded();
+        template.render(meta, |path| {
+            path.iter()
+                .try_fold(record, |value, segment| value.get(segment))
+        })
+    }
+
     fn decoded(&mut self) -> &serde_json::Value {
         let payload = self.payload;
         self.decoded
@@ -263,6 +291,9 @@ mod tests {
             project: None,
             transform: transform.map(String::from),
             key,
+            exclusive_group: None,
+            max_records_per_second: None,
+            target_topic_pattern: None,
         }
     }
 

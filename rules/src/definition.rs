@@ -35,6 +35,15 @@ pub struct RuleDefinition {
     /// Where the copies' key comes from; the record's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<KeySource>,
+    /// Exclusive group within the rule's namespace (see [`crate::exclusive_group`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_group: Option<String>,
+    /// Copies per second per router (see [`crate::rate_limit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records_per_second: Option<u32>,
+    /// Where a templated target topic may render to (see [`crate::topic_template`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_topic_pattern: Option<String>,
 }
 
 impl RuleDefinition {
@@ -51,6 +60,9 @@ impl RuleDefinition {
             project: spec.project.clone(),
             transform: spec.transform.clone(),
             key: spec.key.clone(),
+            exclusive_group: spec.exclusive_group.clone(),
+            max_records_per_second: spec.max_records_per_second,
+            target_topic_pattern: spec.target_topic_pattern.clone(),
         }
     }
 }

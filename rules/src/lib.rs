@@ -10,12 +10,14 @@ pub mod copy_shape;
 pub mod crd;
 pub mod definition;
 pub mod engine;
+pub mod exclusive_group;
 pub mod fast;
 pub mod manifest;
 pub mod metadata;
 pub mod pool_name;
 pub mod projection;
 pub mod protected_topics;
+pub mod rate_limit;
 pub mod record;
 pub mod router_lease;
 pub mod rule_id;
@@ -24,6 +26,8 @@ pub mod rule_set;
 pub mod sampling;
 pub mod spec;
 pub mod topic_name;
+pub mod topic_pattern;
+pub mod topic_template;
 pub mod validation;
 
 pub use bundle::{content_version, BundleError, RuleBundle, BUNDLE_FILE_NAME};
@@ -39,7 +43,7 @@ pub use protected_topics::ProtectedTopics;
 pub use record::DecodeError;
 pub use rule_id::RuleId;
 pub use rule_set::{
-    CompiledRule, Delivery, EvalMode, Evaluation, QuarantinedRule, RuleFailure, RuleSet,
+    CompiledRule, Copy, EvalMode, Evaluation, QuarantinedRule, RuleFailure, RuleSet,
 };
 pub use spec::{DeletionPolicy, Expectation, Mode, RuleTest, SplitRuleSpec, Tier, TopicSpec};
 pub use validation::{validate_spec, RuleError, TestFailure};

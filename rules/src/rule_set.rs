@@ -4,25 +4,30 @@
 //! set. [`RuleSet::evaluate`] takes the raw record bytes: how a record is decoded and how
 //! conditions run behind it can change (fast paths, indexes) without touching the router.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rhai::{Engine, Scope};
 
 use crate::condition::{Condition, EvalError};
-use crate::copy_shape::{CopyShape, CopyShaper};
+use crate::copy_shape::{CopyError, CopyParts, CopyShape, CopyShaper};
 use crate::definition::RuleDefinition;
 use crate::engine::{sandboxed_engine, sandboxed_engine_with_budget, RECORD_VARIABLE};
+use crate::exclusive_group::GroupIds;
 use crate::fast::extract::fill_meta_slots;
 use crate::fast::{compile_condition, extract_slots, FastCondition, FieldPaths, Value};
 use crate::metadata::{RecordMeta, META_VARIABLE};
 use crate::protected_topics::ProtectedTopics;
+use crate::rate_limit::RateLimiter;
 use crate::record::{decode_json_object, json_to_dynamic, DecodeError};
 use crate::rule_id::RuleId;
 use crate::rule_index::RuleIndex;
 use crate::spec::{Mode, Tier};
-use crate::validation::{compile_rule, RuleError};
+use crate::topic_template::{compile_target, TopicTemplate};
+use crate::validation::{validate_delivery_options, RuleError};
 
 /// How conditions are evaluated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,6 +83,9 @@ pub struct CompiledRule {
     pub definition: RuleDefinition,
     condition: Condition,
     shape: Option<CopyShape>,
+    template: Option<TopicTemplate>,
+    limiter: Option<Arc<RateLimiter>>,
+    group: Option<u32>,
     fast: Option<FastCondition>,
     overruns: OverrunState,
 }
@@ -91,6 +99,11 @@ impl CompiledRule {
     /// How the rule shapes its copies, when they are not the record itself.
     pub fn shape(&self) -> Option<&CopyShape> {
         self.shape.as_ref()
+    }
+
+    /// The rule's templated target topic, when its `targetTopic` is one.
+    pub fn template(&self) -> Option<&TopicTemplate> {
+        self.template.as_ref()
     }
 
     /// Whether the rule was quarantined for exceeding its time budget.
@@ -126,6 +139,12 @@ pub struct RuleSet {
     samples: bool,
     /// Whether any rule's transform or key expression runs Rhai (it may read `meta`).
     shapes_run_rhai: bool,
+    /// Whether any active rule has an exclusive group.
+    has_groups: bool,
+    /// Whether any templated topic reads `meta` (it needs the key and headers).
+    templates_read_meta: bool,
+    /// Topics no rendered topic may be (the router's own).
+    protected: ProtectedTopics,
 }
 
 /// A rule that failed on one record.
@@ -148,19 +167,34 @@ pub struct Evaluation {
     pub quarantined: Vec<usize>,
     /// Matching rules whose `sample` left this record out (not in `matches`).
     pub sampled_out: Vec<usize>,
+    /// Matching rules an earlier match of their exclusive group took the record from (not in
+    /// `matches`).
+    pub excluded: Vec<usize>,
+    /// Matching rules over their `maxRecordsPerSecond` (not in `matches`); only
+    /// [`RuleSet::throttle`] fills it.
+    pub throttled: Vec<usize>,
 }
 
-/// Where one copy of a record goes.
-#[derive(Clone, Copy, Debug)]
-pub struct Delivery<'a> {
-    /// Index of the first active rule that matched with this topic.
+/// One copy an evaluation asks for, ready to produce, or why it cannot be made.
+#[derive(Debug)]
+pub struct Copy<'r> {
+    /// Index of the rule that decided the copy (the first active match with its topic).
     pub rule: usize,
-    /// Target topic.
-    pub topic: &'a str,
     /// Tier of that rule.
     pub tier: Tier,
-    /// How that rule shapes the copy, when it is not the record itself.
-    pub shape: Option<&'a CopyShape>,
+    /// The copy, or the rule error that sends the record to the exception topic instead.
+    pub outcome: Result<ShapedCopy<'r>, CopyError>,
+}
+
+/// A copy's topic and content.
+#[derive(Debug)]
+pub struct ShapedCopy<'r> {
+    /// Target topic (rendered when the rule's is a template).
+    pub topic: Cow<'r, str>,
+    /// Whether the topic was rendered from a template (the router checks it exists).
+    pub rendered: bool,
+    /// Value and key, when the rule shapes them.
+    pub parts: CopyParts,
 }
 
 impl RuleSet {
@@ -234,27 +268,30 @@ impl RuleSet {
             let reused = compiled.get(definition.condition.as_str());
             let time_quarantined = reused.is_some_and(|(_, q)| *q);
             let reused = reused.map(|(c, _)| (*c).clone());
-            let options = crate::sampling::validate_sample(definition.sample)
-                .map_err(RuleError::InvalidSample)
-                .and_then(|()| CopyShape::compile(&engine, &definition));
-            let shape = options.as_ref().ok().cloned().flatten();
-            let result = match (protected.check(&definition.target_topic), options, reused) {
-                (Err(refused), _, _) => Err(refused),
-                (Ok(()), Err(invalid), _) => Err(invalid),
-                (Ok(()), Ok(_), Some(condition)) => {
-                    crate::topic_name::validate_topic_name(&definition.target_topic)
-                        .map(|()| condition)
-                        .map_err(RuleError::InvalidTopic)
-                }
-                (Ok(()), Ok(_), None) => {
-                    compile_rule(&engine, &definition.condition, &definition.target_topic)
-                }
-            };
-            match result {
-                Ok(condition) => rules.push(CompiledRule {
+            let compiled = validate_delivery_options(&definition)
+                .and_then(|()| CopyShape::compile(&engine, &definition))
+                .and_then(|shape| {
+                    let template = compile_target(
+                        &definition.target_topic,
+                        definition.target_topic_pattern.as_deref(),
+                    )?;
+                    if template.is_none() {
+                        protected.check(&definition.target_topic)?;
+                    }
+                    let condition = match reused {
+                        Some(condition) => condition,
+                        None => Condition::compile(&engine, &definition.condition)?,
+                    };
+                    Ok((condition, shape, template))
+                });
+            match compiled {
+                Ok((condition, shape, template)) => rules.push(CompiledRule {
+                    limiter: limiter_for(&definition, previous_by_id.get(&definition.id)),
                     definition,
                     condition,
                     shape,
+                    template,
+                    group: None,
                     fast: None,
                     overruns: OverrunState::quarantined(time_quarantined),
                 }),
@@ -267,6 +304,9 @@ impl RuleSet {
                             definition: previous.definition.clone(),
                             condition: previous.condition.clone(),
                             shape: previous.shape.clone(),
+                            template: previous.template.clone(),
+                            limiter: previous.limiter.clone(),
+                            group: None,
                             fast: None,
                             overruns: OverrunState::quarantined(previous.overruns.is_quarantined()),
                         });
@@ -284,9 +324,15 @@ impl RuleSet {
         });
         let mut paths = FieldPaths::default();
         let mut keys = Vec::new();
+        let mut groups = GroupIds::default();
         for (index, rule) in rules.iter_mut().enumerate() {
             if rule.definition.suspend {
                 continue;
+            }
+            if rule.definition.mode == Mode::Active {
+                if let Some(group) = &rule.definition.exclusive_group {
+                    rule.group = Some(groups.id(&rule.definition.id, group));
+                }
             }
             if mode == EvalMode::Fast {
                 rule.fast = compile_condition(rule.condition.ast(), &mut paths);
@@ -300,6 +346,9 @@ impl RuleSet {
         let shapes_run_rhai = rules
             .iter()
             .any(|r| r.shape.as_ref().is_some_and(CopyShape::runs_rhai));
+        let templates_read_meta = rules
+            .iter()
+            .any(|r| r.template.as_ref().is_some_and(TopicTemplate::reads_meta));
         (
             RuleSet {
                 engine,
@@ -310,6 +359,9 @@ impl RuleSet {
                 uses_meta,
                 samples,
                 shapes_run_rhai,
+                has_groups: !groups.is_empty(),
+                templates_read_meta,
+                protected: protected.clone(),
             },
             quarantined,
         )
@@ -358,7 +410,7 @@ impl RuleSet {
     /// Whether any condition, sampling (which reads the key) or copy shape reads `meta`;
     /// callers without it may pass empty metadata.
     pub fn reads_meta(&self) -> bool {
-        self.uses_meta || self.samples || self.shapes_run_rhai
+        self.uses_meta || self.samples || self.shapes_run_rhai || self.templates_read_meta
     }
 
     /// Shapes the copies of one record (see [`crate::copy_shape`]): decode it at most once,
@@ -390,6 +442,12 @@ impl RuleSet {
         meta: &RecordMeta<'a>,
     ) -> Result<Evaluation, DecodeError> {
         let mut evaluation = self.evaluate_conditions(payload, meta)?;
+        if self.has_groups {
+            let Evaluation {
+                matches, excluded, ..
+            } = &mut evaluation;
+            crate::exclusive_group::exclude(matches, excluded, |index| self.rules[index].group);
+        }
         if self.samples {
             self.sample(&mut evaluation, meta.key, payload);
         }
@@ -504,25 +562,90 @@ impl RuleSet {
         evaluation
     }
 
-    /// The copies an evaluation asks for: active matching rules only, one copy per topic
-    /// (the first rule in evaluation order decides the tier and the copy's shape).
-    pub fn deliveries(&self, evaluation: &Evaluation) -> Vec<Delivery<'_>> {
-        let mut deliveries: Vec<Delivery<'_>> = Vec::with_capacity(evaluation.matches.len());
+    /// Whether any rule has a `maxRecordsPerSecond` (else [`RuleSet::throttle`] does nothing).
+    pub fn limits_rates(&self) -> bool {
+        self.rules.iter().any(|r| r.limiter.is_some())
+    }
+
+    /// Moves the matches of active rules over their `maxRecordsPerSecond` at `now` to
+    /// `throttled`. Only the router calls it: a rate depends on time and traffic, which `eval`
+    /// and rule tests cannot predict.
+    pub fn throttle(&self, evaluation: &mut Evaluation, now: Instant) {
+        let Evaluation {
+            matches, throttled, ..
+        } = evaluation;
+        matches.retain(|&index| {
+            let rule = &self.rules[index];
+            let kept = rule.definition.mode != Mode::Active
+                || rule.limiter.as_ref().is_none_or(|l| l.try_take(now));
+            if !kept {
+                throttled.push(index);
+            }
+            kept
+        });
+    }
+
+    /// Every copy an evaluation asks for, in evaluation order: active matching rules only, one
+    /// copy per topic (the first rule to name a topic, fixed or rendered, decides its tier and
+    /// shape). `run` and `eval` both build their copies here, so `eval` predicts `run`.
+    pub fn copies<'r>(
+        &'r self,
+        evaluation: &Evaluation,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+    ) -> Vec<Copy<'r>> {
+        let mut copies: Vec<Copy<'r>> = Vec::with_capacity(evaluation.matches.len());
+        let mut topics: Vec<Cow<'r, str>> = Vec::with_capacity(evaluation.matches.len());
+        let mut shaper = self.shaper(payload, meta);
         for &index in &evaluation.matches {
-            let rule = &self.rules[index].definition;
-            if rule.mode != Mode::Active {
+            let rule = &self.rules[index];
+            if rule.definition.mode != Mode::Active {
                 continue;
             }
-            if deliveries.iter().any(|d| d.topic == rule.target_topic) {
-                continue;
-            }
-            deliveries.push(Delivery {
+            let topic = match &rule.template {
+                None => Ok(Cow::Borrowed(rule.definition.target_topic.as_str())),
+                Some(template) => shaper
+                    .render_topic(template)
+                    .map_err(CopyError::Topic)
+                    .and_then(|topic| {
+                        self.protected
+                            .check(&topic)
+                            .map_err(|refused| CopyError::ProtectedTopic(refused.to_string()))?;
+                        Ok(Cow::Owned(topic))
+                    }),
+            };
+            let outcome = match topic {
+                Ok(topic) if topics.contains(&topic) => continue,
+                Ok(topic) => {
+                    topics.push(topic.clone());
+                    shaper.shape(rule.shape.as_ref()).map(|parts| ShapedCopy {
+                        topic,
+                        rendered: rule.template.is_some(),
+                        parts,
+                    })
+                }
+                Err(error) => Err(error),
+            };
+            copies.push(Copy {
                 rule: index,
-                topic: &rule.target_topic,
-                tier: rule.tier,
-                shape: self.rules[index].shape.as_ref(),
+                tier: rule.definition.tier,
+                outcome,
             });
         }
-        deliveries
+        copies
     }
+}
+
+/// A rule's token bucket: the previous version's when its limit is unchanged, so a hot swap
+/// neither refills nor empties it.
+fn limiter_for(
+    definition: &RuleDefinition,
+    previous: Option<&&CompiledRule>,
+) -> Option<Arc<RateLimiter>> {
+    let per_second = definition.max_records_per_second?;
+    previous
+        .and_then(|p| p.limiter.as_ref())
+        .filter(|l| l.per_second() == per_second)
+        .cloned()
+        .or_else(|| Some(Arc::new(RateLimiter::new(per_second, Instant::now()))))
 }

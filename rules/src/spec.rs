@@ -57,7 +57,8 @@ pub struct SplitRuleSpec {
     /// Rhai expression evaluated with the decoded JSON record bound as `record` and its key,
     /// headers, topic, partition, offset and timestamp as `meta`; must return a bool.
     pub condition: String,
-    /// Kafka topic that receives a copy of every matching record.
+    /// Kafka topic that receives a copy of every matching record; a template such as
+    /// `logs.{record.app}` picks the topic per record within `targetTopicPattern`.
     pub target_topic: String,
     /// Delivery guarantees of the copies; critical traffic is never blocked by lower tiers.
     #[serde(default)]
@@ -88,6 +89,21 @@ pub struct SplitRuleSpec {
     /// Where the copies' key comes from (`field` or `expression`); the record's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<crate::copy_shape::KeySource>,
+    /// Rules of one namespace that name the same group are exclusive: a record goes to the
+    /// first matching active rule of the group only, in evaluation order (tier, then name).
+    /// Rules without a group, and shadow rules, see every record as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_group: Option<String>,
+    /// Copy at most this many records per second (per router pod, with a burst of one
+    /// second); matches past it are dropped and counted in `streamsplit_rule_throttled_total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_records_per_second: Option<u32>,
+    /// Topics a templated `targetTopic` (one with `{record.field}` or `{meta.…}` placeholders)
+    /// may render to, as a pattern where `*` stands for any text, e.g. `logs.*`. Required with
+    /// a template; must lie within the pool's policy. The router never creates topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_topic_pattern: Option<String>,
     /// Example records the condition must (not) match; run by `check` and the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<RuleTest>,

@@ -5,11 +5,12 @@ use rhai::{Engine, Scope};
 use thiserror::Error;
 
 use crate::condition::{CompileError, Condition, EvalError};
+use crate::definition::RuleDefinition;
 use crate::engine::RECORD_VARIABLE;
 use crate::metadata::META_VARIABLE;
 use crate::record::json_to_dynamic;
 use crate::spec::{Expectation, RuleTest, SplitRuleSpec};
-use crate::topic_name::validate_topic_name;
+use crate::topic_template::compile_target;
 
 /// Why a rule is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -48,6 +49,15 @@ pub enum RuleError {
     /// `key` names no source, two, a malformed path, or an expression that does not compile.
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A templated `targetTopic` or its `targetTopicPattern` is malformed or missing.
+    #[error("invalid targetTopic template: {0}")]
+    InvalidTopicTemplate(String),
+    /// `exclusiveGroup` is not a usable group name.
+    #[error("invalid exclusiveGroup: {0}")]
+    InvalidGroup(String),
+    /// `maxRecordsPerSecond` is zero.
+    #[error("invalid maxRecordsPerSecond: {0}")]
+    InvalidRate(String),
     /// `sample` is not a fraction in (0, 1].
     #[error("invalid sample: {0}")]
     InvalidSample(String),
@@ -80,6 +90,9 @@ impl RuleError {
             RuleError::InvalidProjection(_) => "InvalidProjection",
             RuleError::InvalidTransform(_) => "InvalidTransform",
             RuleError::InvalidKey(_) => "InvalidKey",
+            RuleError::InvalidTopicTemplate(_) => "InvalidTopicTemplate",
+            RuleError::InvalidGroup(_) => "InvalidGroup",
+            RuleError::InvalidRate(_) => "InvalidRate",
             RuleError::ProtectedTopic { .. } => "ProtectedTopic",
         }
     }
@@ -112,14 +125,26 @@ fn outcome_name(outcome: &Result<bool, EvalError>) -> String {
     }
 }
 
-/// Checks the topic name and compiles the condition.
+/// Checks the target topic (a name, or a template with its pattern) and compiles the
+/// condition.
 pub fn compile_rule(
     engine: &Engine,
     condition: &str,
     target_topic: &str,
+    target_topic_pattern: Option<&str>,
 ) -> Result<Condition, RuleError> {
-    validate_topic_name(target_topic).map_err(RuleError::InvalidTopic)?;
+    compile_target(target_topic, target_topic_pattern)?;
     Ok(Condition::compile(engine, condition)?)
+}
+
+/// Checks what a rule says about delivery besides its condition and shape: its sample, its
+/// exclusive group and its rate limit.
+pub fn validate_delivery_options(definition: &RuleDefinition) -> Result<(), RuleError> {
+    crate::sampling::validate_sample(definition.sample).map_err(RuleError::InvalidSample)?;
+    crate::exclusive_group::validate_group(definition.exclusive_group.as_deref())
+        .map_err(RuleError::InvalidGroup)?;
+    crate::rate_limit::validate_rate(definition.max_records_per_second)
+        .map_err(RuleError::InvalidRate)
 }
 
 /// Runs a rule's example records through its compiled condition.
@@ -151,12 +176,20 @@ pub fn run_rule_tests(
 /// The full verdict on a spec: pool, topic, compilation, and its tests.
 pub fn validate_spec(engine: &Engine, spec: &SplitRuleSpec) -> Result<Condition, RuleError> {
     crate::pool_name::validate_pool_name(&spec.router).map_err(RuleError::InvalidRouter)?;
-    crate::sampling::validate_sample(spec.sample).map_err(RuleError::InvalidSample)?;
-    crate::copy_shape::CopyShape::compile(
+    let definition = RuleDefinition::from_spec(crate::rule_id::RuleId::new(None, ""), spec);
+    validate_delivery_options(&definition)?;
+    if crate::topic_template::is_template(&spec.target_topic) && spec.topic.is_some() {
+        return Err(RuleError::InvalidTopicTemplate(
+            "spec.topic configures a topic the operator creates; a templated targetTopic's topics are never created by streamsplit (create them, then list them under targetTopicPattern)".into(),
+        ));
+    }
+    crate::copy_shape::CopyShape::compile(engine, &definition)?;
+    let condition = compile_rule(
         engine,
-        &crate::definition::RuleDefinition::from_spec(crate::rule_id::RuleId::new(None, ""), spec),
+        &spec.condition,
+        &spec.target_topic,
+        spec.target_topic_pattern.as_deref(),
     )?;
-    let condition = compile_rule(engine, &spec.condition, &spec.target_topic)?;
     run_rule_tests(engine, &condition, &spec.tests)?;
     Ok(condition)
 }

@@ -17,6 +17,9 @@ fn rule(name: &str, condition: &str, topic: &str, tier: Tier) -> RuleDefinition 
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     }
 }
 
@@ -181,14 +184,17 @@ fn evaluation_order_is_tier_then_identity_and_targets_are_deduplicated() {
         .collect();
     assert_eq!(names, ["c-crit", "a-std", "b-std", "z-best"]);
     let evaluation = set.evaluate(b"{}").unwrap();
-    let deliveries = set.deliveries(&evaluation);
-    let topics: Vec<_> = deliveries.iter().map(|d| (d.topic, d.tier)).collect();
+    let copies = set.copies(&evaluation, b"{}", &Default::default());
+    let topics: Vec<_> = copies
+        .into_iter()
+        .map(|c| (c.outcome.unwrap().topic.into_owned(), c.tier))
+        .collect();
     assert_eq!(
         topics,
         [
-            ("c", Tier::Critical),
-            ("shared", Tier::Standard),
-            ("b", Tier::Standard)
+            ("c".to_string(), Tier::Critical),
+            ("shared".to_string(), Tier::Standard),
+            ("b".to_string(), Tier::Standard)
         ]
     );
 }
@@ -202,7 +208,9 @@ fn shadow_rules_match_but_deliver_nothing_and_suspended_rules_are_not_evaluated(
     let (set, _) = RuleSet::compile([shadow, suspended]);
     let evaluation = set.evaluate(b"{}").unwrap();
     assert_eq!(evaluation.matches.len(), 1);
-    assert!(set.deliveries(&evaluation).is_empty());
+    assert!(set
+        .copies(&evaluation, b"{}", &Default::default())
+        .is_empty());
 }
 
 #[test]

@@ -193,6 +193,9 @@ fn rule(name: &str, condition: &str) -> RuleDefinition {
         project: None,
         transform: None,
         key: None,
+        exclusive_group: None,
+        max_records_per_second: None,
+        target_topic_pattern: None,
     }
 }
 

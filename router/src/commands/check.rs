@@ -34,6 +34,15 @@ pub fn check(
                     (manifest.spec.project.is_some(), ", projected"),
                     (manifest.spec.transform.is_some(), ", transformed"),
                     (manifest.spec.key.is_some(), ", re-keyed"),
+                    (
+                        streamsplit_rules::topic_template::is_template(&manifest.spec.target_topic),
+                        ", templated topic",
+                    ),
+                    (
+                        manifest.spec.max_records_per_second.is_some(),
+                        ", rate-limited"
+                    ),
+                    (manifest.spec.exclusive_group.is_some(), ", exclusive group"),
                 ]
                 .iter()
                 .filter(|(on, _)| *on)

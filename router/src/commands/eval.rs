@@ -3,6 +3,7 @@
 //! Each input line is either the record's value (`--format value`, the default) or an
 //! [`Envelope`] giving the value and the metadata conditions read as `meta` (`--format envelope`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
@@ -109,20 +110,24 @@ impl Envelope {
 pub struct EvalLine<'a> {
     /// 1-based input line number.
     pub line: usize,
-    /// Target topics of active matching rules, in evaluation order, without duplicates.
-    pub targets: Vec<&'a str>,
+    /// Target topics of active matching rules, in evaluation order, without duplicates
+    /// (templated topics rendered; whether they exist is checked by `run` only).
+    pub targets: Vec<Cow<'a, str>>,
     /// Rules that failed on the record.
     pub errors: Vec<EvalRuleError>,
     /// Matching rules whose `sample` left the record out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sampled_out: Vec<String>,
+    /// Matching rules an earlier rule of their exclusive group took the record from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
     /// The value of each copy a rule shapes (`project`, `transform`), by target topic: JSON as
     /// it is, other text as a JSON string.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub values: BTreeMap<&'a str, Box<serde_json::value::RawValue>>,
+    pub values: BTreeMap<Cow<'a, str>, Box<serde_json::value::RawValue>>,
     /// The key of each copy a rule re-keys, by target topic.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub keys: BTreeMap<&'a str, String>,
+    pub keys: BTreeMap<Cow<'a, str>, String>,
     /// Why the record as a whole is an exception (it cannot be decoded).
     pub exception: Option<EvalException>,
 }
@@ -165,36 +170,39 @@ pub fn eval_record<'a>(
             let mut targets = Vec::new();
             let mut values = BTreeMap::new();
             let mut keys = BTreeMap::new();
-            // Exactly as `run` builds copies: a copy that cannot be shaped is a rule error.
-            let mut shaper = rules.shaper(payload, meta);
-            for delivery in rules.deliveries(&evaluation) {
-                match shaper.shape(delivery.shape) {
-                    Ok(parts) => {
-                        targets.push(delivery.topic);
-                        if let Some(value) = parts.value.and_then(|v| shown(&v)) {
-                            values.insert(delivery.topic, value);
+            // Exactly as `run` builds copies: a copy that cannot be made is a rule error.
+            for copy in rules.copies(&evaluation, payload, meta) {
+                match copy.outcome {
+                    Ok(shaped) => {
+                        if let Some(value) = shaped.parts.value.and_then(|v| shown(&v)) {
+                            values.insert(shaped.topic.clone(), value);
                         }
-                        if let Some(key) = parts.key {
-                            keys.insert(delivery.topic, String::from_utf8_lossy(&key).into_owned());
+                        if let Some(key) = shaped.parts.key {
+                            let key = String::from_utf8_lossy(&key).into_owned();
+                            keys.insert(shaped.topic.clone(), key);
                         }
+                        targets.push(shaped.topic);
                     }
                     Err(error) => errors.push(EvalRuleError {
-                        rule: rules.rules()[delivery.rule].definition.id.to_string(),
+                        rule: rules.rules()[copy.rule].definition.id.to_string(),
                         message: error.to_string(),
                     }),
                 }
             }
+            let names = |indices: &[usize]| -> Vec<String> {
+                indices
+                    .iter()
+                    .map(|&rule| rules.rules()[rule].definition.id.to_string())
+                    .collect()
+            };
             EvalLine {
                 line: number,
                 targets,
                 errors,
                 values,
                 keys,
-                sampled_out: evaluation
-                    .sampled_out
-                    .iter()
-                    .map(|&rule| rules.rules()[rule].definition.id.to_string())
-                    .collect(),
+                sampled_out: names(&evaluation.sampled_out),
+                excluded: names(&evaluation.excluded),
                 exception: None,
             }
         }
@@ -203,6 +211,7 @@ pub fn eval_record<'a>(
             targets: Vec::new(),
             errors: Vec::new(),
             sampled_out: Vec::new(),
+            excluded: Vec::new(),
             values: BTreeMap::new(),
             keys: BTreeMap::new(),
             exception: Some(EvalException {

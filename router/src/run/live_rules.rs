@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 pub struct RuleStats {
     /// `namespace/name`.
     pub id: Arc<str>,
-    /// Target topic.
+    /// Target topic (the template, for a templated one: the `topic` label of its metrics).
     pub topic: Arc<str>,
     /// What became of the rule's copies.
     pub route: Arc<RouteCounters>,
@@ -27,6 +27,10 @@ pub struct RuleStats {
     pub overruns: IntCounter,
     /// Matches its sample left out.
     pub sampled_out: IntCounter,
+    /// Matches an earlier rule of its exclusive group took.
+    pub excluded: IntCounter,
+    /// Matches past its `maxRecordsPerSecond`.
+    pub throttled: IntCounter,
     /// Tier label of `routed`.
     tier: &'static str,
     /// Mode label of `matches`.
@@ -72,6 +76,8 @@ impl LiveRules {
                     errors: metrics.rule_errors.with_label_values(&[id.as_str()]),
                     overruns: metrics.rule_overruns.with_label_values(&[id.as_str()]),
                     sampled_out: metrics.rule_sampled_out.with_label_values(&[id.as_str()]),
+                    excluded: metrics.rule_excluded.with_label_values(&[id.as_str()]),
+                    throttled: metrics.rule_throttled.with_label_values(&[id.as_str()]),
                     topic: Arc::from(d.target_topic.as_str()),
                     id: Arc::from(id),
                     tier: d.tier.as_str(),
@@ -114,6 +120,8 @@ impl LiveRules {
                 let _ = metrics.rule_copies_failed.remove_label_values(&[&stats.id]);
                 let _ = metrics.rule_overruns.remove_label_values(&[&stats.id]);
                 let _ = metrics.rule_sampled_out.remove_label_values(&[&stats.id]);
+                let _ = metrics.rule_excluded.remove_label_values(&[&stats.id]);
+                let _ = metrics.rule_throttled.remove_label_values(&[&stats.id]);
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod failure_log;
 pub mod health;
 pub mod in_flight;
 pub mod kafka_config;
+pub mod known_topics;
 pub mod lanes;
 pub mod live_rules;
 pub mod offsets;
@@ -30,6 +31,7 @@ use rdkafka::Message;
 use thiserror::Error;
 use tokio::sync::{mpsc, Notify};
 
+use streamsplit_rules::copy_shape::CopyError;
 use streamsplit_rules::EvalError;
 
 use crate::metrics::Metrics;
@@ -95,6 +97,8 @@ pub struct Router {
     pub health: Arc<Health>,
     /// Benchmark baseline: copy every record here without evaluating rules.
     pub pass_through: Option<PassThrough>,
+    /// Which topics exist, for templated target topics.
+    pub known_topics: known_topics::KnownTopics,
     rules_loaded: AtomicBool,
     rules_loaded_notify: Notify,
 }
@@ -165,6 +169,7 @@ impl Router {
             metrics,
             health: Arc::new(Health::default()),
             pass_through: None,
+            known_topics: Default::default(),
             rules_loaded: AtomicBool::new(loaded),
             rules_loaded_notify: Notify::new(),
         }
@@ -290,6 +295,7 @@ pub async fn run(
                 prepare(
                     &message,
                     &router,
+                    &consumer,
                     &tracker,
                     &mut topic_names,
                     settings.lineage_headers,
@@ -387,6 +393,7 @@ async fn admit(mut ticket: CopyTicket, lanes: &Lanes, metrics: &Metrics) -> Opti
 fn prepare(
     message: &BorrowedMessage<'_>,
     router: &Router,
+    consumer: &StreamConsumer<RouterConsumerContext>,
     tracker: &Arc<OffsetTracker>,
     topic_names: &mut HashMap<String, Arc<str>>,
     lineage_headers: bool,
@@ -411,7 +418,14 @@ fn prepare(
             metrics.records_evaluated.inc();
             pass.kinds(source.offset)
         }
-        None => route_kinds(&live, &source, metrics),
+        None => {
+            let exists = |topic: &str| {
+                router
+                    .known_topics
+                    .exists(topic, Instant::now(), || list_topics(consumer))
+            };
+            route_kinds(&live, &source, metrics, exists)
+        }
     };
     let lineage = lineage_headers.then(|| Arc::clone(&live.version));
     drop(live);
@@ -445,9 +459,30 @@ fn prepare(
     tickets
 }
 
+/// Every topic of the cluster, from its metadata.
+fn list_topics(
+    consumer: &StreamConsumer<RouterConsumerContext>,
+) -> Result<std::collections::HashSet<String>, KafkaError> {
+    let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// Longest wait for cluster metadata when checking a rendered topic.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The copies (and exception records) the live rules ask for one record: evaluation, rule
-/// statistics, and each delivered copy shaped by its rule.
-fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Vec<CopyKind> {
+/// statistics, and each delivered copy shaped by its rule. `exists` says whether a rendered
+/// topic exists.
+fn route_kinds(
+    live: &LiveRules,
+    source: &SourceRecord,
+    metrics: &Metrics,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<CopyKind> {
     let payload = source.payload.as_deref().unwrap_or_default();
     // Key and headers are only gathered when a condition, a sample or a copy shape reads them.
     let meta = if live.rules.reads_meta() {
@@ -455,7 +490,7 @@ fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Ve
     } else {
         streamsplit_rules::RecordMeta::default()
     };
-    let evaluation = match live.rules.evaluate_record(payload, &meta) {
+    let mut evaluation = match live.rules.evaluate_record(payload, &meta) {
         Ok(evaluation) => evaluation,
         Err(error) => {
             return vec![CopyKind::exception(
@@ -465,6 +500,9 @@ fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Ve
             )]
         }
     };
+    if live.rules.limits_rates() {
+        live.rules.throttle(&mut evaluation, Instant::now());
+    }
     metrics.records_evaluated.inc();
     let mut kinds = Vec::new();
     for &index in &evaluation.matches {
@@ -473,6 +511,14 @@ fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Ve
     for &index in &evaluation.sampled_out {
         live.stats[index].matches.inc();
         live.stats[index].sampled_out.inc();
+    }
+    for &index in &evaluation.excluded {
+        live.stats[index].matches.inc();
+        live.stats[index].excluded.inc();
+    }
+    for &index in &evaluation.throttled {
+        live.stats[index].matches.inc();
+        live.stats[index].throttled.inc();
     }
     for &index in &evaluation.quarantined {
         let stats = &live.stats[index];
@@ -498,16 +544,28 @@ fn route_kinds(live: &LiveRules, source: &SourceRecord, metrics: &Metrics) -> Ve
             Some(Arc::clone(&stats.id)),
         ));
     }
-    let mut shaper = live.rules.shaper(payload, &meta);
-    for delivery in live.rules.deliveries(&evaluation) {
-        let stats = &live.stats[delivery.rule];
-        match shaper.shape(delivery.shape) {
-            Ok(parts) => kinds.push(CopyKind::Route {
+    for copy in live.rules.copies(&evaluation, payload, &meta) {
+        let stats = &live.stats[copy.rule];
+        let outcome = copy.outcome.and_then(|shaped| {
+            if shaped.rendered && !exists(&shaped.topic) {
+                return Err(CopyError::UnknownTopic {
+                    template: stats.topic.to_string(),
+                    topic: shaped.topic.into_owned(),
+                });
+            }
+            Ok(shaped)
+        });
+        match outcome {
+            Ok(shaped) => kinds.push(CopyKind::Route {
                 rule: Arc::clone(&stats.id),
-                topic: Arc::clone(&stats.topic),
-                tier: delivery.tier,
-                value: parts.value.map(Arc::from),
-                key: parts.key.map(Arc::from),
+                topic: if shaped.rendered {
+                    Arc::from(shaped.topic.as_ref())
+                } else {
+                    Arc::clone(&stats.topic)
+                },
+                tier: copy.tier,
+                value: shaped.parts.value.map(Arc::from),
+                key: shaped.parts.key.map(Arc::from),
                 counters: Arc::clone(&stats.route),
             }),
             // Never the whole record instead: it could carry what the rule masks.

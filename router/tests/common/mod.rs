@@ -79,6 +79,8 @@ pub struct Prediction {
     /// Re-keyed copy keys by target topic.
     pub keys: BTreeMap<String, String>,
     pub rule_errors: Vec<String>,
+    /// Rules an earlier rule of their exclusive group took the record from.
+    pub excluded: Vec<String>,
     pub decode_error: bool,
 }
 
@@ -142,6 +144,10 @@ pub fn predict_lines(rules_dir: &Path, lines: &[Vec<u8>], format: &str) -> Vec<P
                     .iter()
                     .map(|e| e["rule"].as_str().unwrap().to_string())
                     .collect(),
+                excluded: v["excluded"]
+                    .as_array()
+                    .map(|a| a.iter().map(|r| r.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default(),
                 decode_error: !v["exception"].is_null(),
             }
         })
