@@ -197,6 +197,14 @@ impl Scenario {
             .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{row}\n").as_bytes()));
         assert_eq!(total.lost, 0, "{}", ledger.table());
         assert_eq!(total.unexpected, 0, "{}", ledger.table());
+        assert_eq!(
+            ledger.unversioned, 0,
+            "every copy carries its bundle version (lineage headers are on by default)"
+        );
+        assert_eq!(
+            ledger.split_records, 0,
+            "each record is evaluated by exactly one rule set, across swaps and members"
+        );
         ledger
     }
 }
@@ -626,7 +634,12 @@ fn membership_churn_with_swaps(kind: Kind) {
         "churn: {swaps} swaps, {churned} membership changes in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    scenario.account(broker, "restarted by the test");
+    let ledger = scenario.account(broker, "restarted by the test");
+    assert!(
+        ledger.versions_seen >= 2,
+        "the swaps reached the copies ({} versions seen), so one version per record was tested",
+        ledger.versions_seen
+    );
     for router in routers {
         terminate(router);
     }

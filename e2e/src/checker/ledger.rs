@@ -35,6 +35,16 @@ pub struct TopicRow {
 pub struct Ledger {
     /// One row per target topic, then the exception topic.
     pub rows: Vec<TopicRow>,
+    /// Source records whose copies (each present once) carry more than one bundle version in
+    /// their `streamsplit.bundle.version` lineage header: evaluated by two rule sets, which the
+    /// router's atomic swap forbids. Records with a duplicated copy are left out: a redelivery
+    /// after a crash or rebalance may rightly be evaluated by a newer version.
+    pub split_records: usize,
+    /// Copies on target topics without the version lineage header.
+    pub unversioned: usize,
+    /// Distinct bundle versions the copies carry (a swap scenario needs two or more for
+    /// `split_records` to mean anything).
+    pub versions_seen: usize,
 }
 
 /// A copy's identity: which record, and (on the exception topic) which kind and rule.
@@ -117,6 +127,9 @@ impl Ledger {
             })
             .collect();
         let mut diverted_ids: BTreeSet<CopyId> = BTreeSet::new();
+        // Per source record: the versions its copies carry, and whether a copy is duplicated.
+        let mut versions: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
+        let mut unversioned = 0;
         for topic in topics {
             let is_exceptions = topic == exceptions;
             let mut seen: BTreeMap<CopyId, usize> = BTreeMap::new();
@@ -141,9 +154,18 @@ impl Ledger {
                     }
                     (key, Some((kind, rule)))
                 } else {
+                    match record.header("streamsplit.bundle.version") {
+                        Some(version) => {
+                            versions.entry(key.clone()).or_default().0.insert(version);
+                        }
+                        None => unversioned += 1,
+                    }
                     (key, None)
                 };
                 *seen.entry(id).or_insert(0) += 1;
+            }
+            for ((key, _), _) in seen.iter().filter(|(_, n)| **n > 1) {
+                versions.entry(key.clone()).or_default().1 = true;
             }
             let mut allowed = expected.remove(&topic).unwrap_or_default();
             let wanted: BTreeSet<&CopyId> = allowed
@@ -194,7 +216,21 @@ impl Ledger {
                 unexpected: seen.keys().filter(|id| !allowed.contains(*id)).count(),
             });
         }
-        Ok(Ledger { rows })
+        let split_records = versions
+            .values()
+            .filter(|(versions, duplicated)| !duplicated && versions.len() > 1)
+            .count();
+        let versions_seen = versions
+            .values()
+            .flat_map(|(versions, _)| versions)
+            .collect::<BTreeSet<_>>()
+            .len();
+        Ok(Ledger {
+            rows,
+            split_records,
+            unversioned,
+            versions_seen,
+        })
     }
 
     /// Sums over all rows.
