@@ -43,7 +43,7 @@ pub use protected_topics::ProtectedTopics;
 pub use record::DecodeError;
 pub use rule_id::RuleId;
 pub use rule_set::{
-    CompiledRule, Copy, EvalMode, Evaluation, QuarantinedRule, RuleFailure, RuleSet,
+    CompiledRule, EvalMode, Evaluation, PlannedCopy, QuarantinedRule, RuleFailure, RuleSet,
 };
 pub use spec::{DeletionPolicy, Expectation, Mode, RuleTest, SplitRuleSpec, Tier, TopicSpec};
 pub use validation::{validate_spec, RuleError, TestFailure};

@@ -177,7 +177,7 @@ pub struct Evaluation {
 
 /// One copy an evaluation asks for, ready to produce, or why it cannot be made.
 #[derive(Debug)]
-pub struct Copy<'r> {
+pub struct PlannedCopy<'r> {
     /// Index of the rule that decided the copy (the first active match with its topic).
     pub rule: usize,
     /// Tier of that rule.
@@ -593,8 +593,8 @@ impl RuleSet {
         evaluation: &Evaluation,
         payload: &[u8],
         meta: &RecordMeta<'_>,
-    ) -> Vec<Copy<'r>> {
-        let mut copies: Vec<Copy<'r>> = Vec::with_capacity(evaluation.matches.len());
+    ) -> Vec<PlannedCopy<'r>> {
+        let mut copies: Vec<PlannedCopy<'r>> = Vec::with_capacity(evaluation.matches.len());
         let mut topics: Vec<Cow<'r, str>> = Vec::with_capacity(evaluation.matches.len());
         let mut shaper = self.shaper(payload, meta);
         for &index in &evaluation.matches {
@@ -626,7 +626,7 @@ impl RuleSet {
                 }
                 Err(error) => Err(error),
             };
-            copies.push(Copy {
+            copies.push(PlannedCopy {
                 rule: index,
                 tier: rule.definition.tier,
                 outcome,

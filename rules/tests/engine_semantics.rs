@@ -496,3 +496,92 @@ fn a_sampling_rule_keeps_the_same_keys_and_counts_the_rest_as_sampled_out() {
     assert!(set.rules().is_empty());
     assert_eq!(quarantined[0].error.reason(), "InvalidSample");
 }
+
+fn grouped(name: &str, condition: &str, tier: Tier, group: Option<&str>) -> RuleDefinition {
+    RuleDefinition {
+        exclusive_group: group.map(String::from),
+        ..rule(name, condition, &format!("t-{name}"), tier)
+    }
+}
+
+fn names(set: &RuleSet, indices: &[usize]) -> Vec<String> {
+    indices
+        .iter()
+        .map(|&i| set.rules()[i].definition.id.name.clone())
+        .collect()
+}
+
+#[test]
+fn an_exclusive_group_keeps_the_first_match_by_tier_then_name() {
+    let mut shadow = grouped("a-shadow", "true", Tier::Critical, Some("g"));
+    shadow.mode = Mode::Shadow;
+    let (set, quarantined) = RuleSet::compile([
+        grouped("b-std", "true", Tier::Standard, Some("g")),
+        grouped("a-std", "record.x.len() > 0", Tier::Standard, Some("g")),
+        grouped("z-crit", "record.pick == 1", Tier::Critical, Some("g")),
+        grouped("free", "true", Tier::BestEffort, None),
+        grouped("other-group", "true", Tier::BestEffort, Some("h")),
+        shadow,
+    ]);
+    assert!(quarantined.is_empty());
+    // The critical rule comes first; the shadow rule neither claims nor is excluded.
+    let evaluation = set.evaluate(br#"{"pick": 1, "x": "y"}"#).unwrap();
+    assert_eq!(
+        names(&set, &evaluation.matches),
+        ["a-shadow", "z-crit", "free", "other-group"]
+    );
+    assert_eq!(names(&set, &evaluation.excluded), ["a-std", "b-std"]);
+    // A rule that fails on the record (x is missing: () has no len) claims nothing.
+    let evaluation = set.evaluate(br#"{"pick": 0}"#).unwrap();
+    assert_eq!(
+        names(
+            &set,
+            &evaluation
+                .failures
+                .iter()
+                .map(|f| f.rule)
+                .collect::<Vec<_>>()
+        ),
+        ["a-std"]
+    );
+    assert_eq!(
+        names(&set, &evaluation.matches),
+        ["a-shadow", "b-std", "free", "other-group"]
+    );
+    assert!(evaluation.excluded.is_empty());
+}
+
+#[test]
+fn groups_of_the_same_name_in_two_namespaces_are_independent() {
+    let in_ns = |ns: &str, name: &str| RuleDefinition {
+        id: RuleId::new(Some(ns), name),
+        ..grouped(name, "true", Tier::Standard, Some("g"))
+    };
+    let (set, _) = RuleSet::compile([in_ns("shop", "a"), in_ns("shop", "b"), in_ns("ads", "c")]);
+    let evaluation = set.evaluate(b"{}").unwrap();
+    assert_eq!(names(&set, &evaluation.matches), ["c", "a"]);
+    assert_eq!(names(&set, &evaluation.excluded), ["b"]);
+}
+
+#[test]
+fn throttling_moves_matches_past_the_limit_and_keeps_the_bucket_across_a_swap() {
+    let limited = RuleDefinition {
+        max_records_per_second: Some(3),
+        ..rule("limited", "true", "t", Tier::Standard)
+    };
+    let (set, _) = RuleSet::compile([limited.clone()]);
+    let now = std::time::Instant::now();
+    let mut kept = 0;
+    for _ in 0..10 {
+        let mut evaluation = set.evaluate(b"{}").unwrap();
+        set.throttle(&mut evaluation, now);
+        kept += evaluation.matches.len();
+        assert_eq!(evaluation.matches.len() + evaluation.throttled.len(), 1);
+    }
+    assert_eq!(kept, 3);
+    // The same limit after a swap: the emptied bucket carries over instead of refilling.
+    let (swapped, _) = RuleSet::compile_reusing([limited], EvalMode::Fast, Some(&set));
+    let mut evaluation = swapped.evaluate(b"{}").unwrap();
+    swapped.throttle(&mut evaluation, now);
+    assert_eq!(evaluation.throttled.len(), 1);
+}
