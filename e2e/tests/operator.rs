@@ -622,6 +622,13 @@ fn templated_rules_copy_to_the_existing_topics_their_records_name_within_pattern
     for name in ["no-pattern", "with-settings"] {
         let (reason, message) = stack.wait_ready(name, "False");
         assert_eq!(reason, "InvalidTopicTemplate", "{name}: {message}");
+        // No topic named after the template is created or even attempted.
+        let (status, reason, message) = stack.condition(name, "TopicReady").unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "RuleInvalid"),
+            "{message}"
+        );
     }
     let (reason, message) = stack.wait_ready("too-wide", "False");
     assert_eq!(reason, "PolicyViolation", "{message}");

@@ -112,11 +112,32 @@ impl Context {
     }
 }
 
-/// The pattern of a rule whose target topic is a template.
-fn templated_pattern(rule: &SplitRule) -> Option<&str> {
-    is_template(&rule.spec.target_topic)
-        .then_some(rule.spec.target_topic_pattern.as_deref())
-        .flatten()
+/// The verdict on a templated target: how many existing topics its pattern matches, or that
+/// nothing is checked while the rule is invalid.
+async fn templated_verdict(
+    ctx: &Context,
+    rule: &SplitRule,
+    validity: &Result<(), RuleError>,
+) -> TopicVerdict {
+    let (Ok(()), Some(pattern)) = (validity, rule.spec.target_topic_pattern.as_deref()) else {
+        return TopicVerdict::TemplateNotChecked;
+    };
+    let existing = match ctx.topics.existing_topics().await {
+        Ok(topics) => Some(
+            topics
+                .iter()
+                .filter(|t| pattern_matches(pattern, t))
+                .count(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list topics matching a templated target");
+            None
+        }
+    };
+    TopicVerdict::Templated {
+        pattern: pattern.to_string(),
+        existing,
+    }
 }
 
 fn deletion_policy(rule: &SplitRule) -> DeletionPolicy {
@@ -245,23 +266,9 @@ async fn apply(
         TopicVerdict::InvalidName
     } else if matches!(validity, Err(RuleError::PolicyViolation(_))) {
         TopicVerdict::NotAttempted
-    } else if let (Ok(()), Some(pattern)) = (&validity, templated_pattern(&rule)) {
-        let existing = match ctx.topics.existing_topics().await {
-            Ok(topics) => Some(
-                topics
-                    .iter()
-                    .filter(|t| pattern_matches(pattern, t))
-                    .count(),
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "cannot list topics matching a templated target");
-                None
-            }
-        };
-        TopicVerdict::Templated {
-            pattern: pattern.to_string(),
-            existing,
-        }
+    } else if is_template(&rule.spec.target_topic) {
+        // Never a topic named after the template: the router picks existing topics per record.
+        templated_verdict(ctx, &rule, &validity).await
     } else if let Some(winner) = conflicting_owner(ctx, &rule) {
         TopicVerdict::Conflict { winner }
     } else {

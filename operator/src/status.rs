@@ -37,6 +37,8 @@ pub enum TopicVerdict {
         /// Existing topics matching the pattern now (None: they could not be listed).
         existing: Option<usize>,
     },
+    /// The target topic is a template, but the rule is invalid: nothing is checked or created.
+    TemplateNotChecked,
 }
 
 impl TopicVerdict {
@@ -139,6 +141,7 @@ pub fn desired_status(
                 existing.map_or("existing topics could not be listed".to_string(), |n| format!("{n} existing topics match now")),
             ),
             generation, old),
+        TopicVerdict::TemplateNotChecked => condition("TopicReady", false, "RuleInvalid", format!("the topics of the templated targetTopic {} are not checked while the rule is invalid (see Valid); the operator never creates them", verdict.target_topic), generation, old),
         TopicVerdict::NotAttempted => condition("TopicReady", false, "PolicyViolation", format!("topic {} is not created or checked: the rule breaks its pool's policy (see Valid)", verdict.target_topic), generation, old),
     };
     let keeping = if verdict.carried == Some(Carried::Previous) {
