@@ -23,7 +23,7 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
     }
     match pattern
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')))
+        .find(|&c| !(crate::topic_name::is_topic_char(c) || c == '*'))
     {
         Some(bad) => Err(format!(
             "pattern {pattern:?} contains {bad:?}; only letters, digits, '.', '_', '-' and '*' are allowed"

@@ -11,7 +11,7 @@
 use thiserror::Error;
 
 use crate::metadata::RecordMeta;
-use crate::topic_name::validate_topic_name;
+use crate::topic_name::{is_topic_char, validate_topic_name};
 use crate::topic_pattern::{pattern_matches, validate_pattern};
 use crate::validation::RuleError;
 
@@ -202,10 +202,7 @@ fn parse(template: &str) -> Result<Vec<Part>, String> {
         if literal.contains('}') {
             return Err("'}' without a matching '{'".into());
         }
-        if let Some(bad) = literal
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
+        if let Some(bad) = literal.chars().find(|&c| !is_topic_char(c)) {
             return Err(format!(
                 "{bad:?} outside a placeholder; only letters, digits, '.', '_' and '-' are allowed"
             ));
