@@ -141,6 +141,8 @@ pub struct RuleSet {
     shapes_run_rhai: bool,
     /// Whether any active rule has an exclusive group.
     has_groups: bool,
+    /// Whether any rule has a `maxRecordsPerSecond`.
+    limits_rates: bool,
     /// Whether any templated topic reads `meta` (it needs the key and headers).
     templates_read_meta: bool,
     /// Topics no rendered topic may be (the router's own).
@@ -349,6 +351,7 @@ impl RuleSet {
         let templates_read_meta = rules
             .iter()
             .any(|r| r.template.as_ref().is_some_and(TopicTemplate::reads_meta));
+        let limits_rates = rules.iter().any(|r| r.limiter.is_some());
         (
             RuleSet {
                 engine,
@@ -360,6 +363,7 @@ impl RuleSet {
                 samples,
                 shapes_run_rhai,
                 has_groups: !groups.is_empty(),
+                limits_rates,
                 templates_read_meta,
                 protected: protected.clone(),
             },
@@ -564,7 +568,7 @@ impl RuleSet {
 
     /// Whether any rule has a `maxRecordsPerSecond` (else [`RuleSet::throttle`] does nothing).
     pub fn limits_rates(&self) -> bool {
-        self.rules.iter().any(|r| r.limiter.is_some())
+        self.limits_rates
     }
 
     /// Moves the matches of active rules over their `maxRecordsPerSecond` at `now` to
