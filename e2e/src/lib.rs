@@ -17,7 +17,7 @@ pub use broker::{unique_name, Broker, PrivateBroker, ReadRecord, StopSignal, Tes
 pub use cluster::{workspace_binary, Cluster, Projection};
 pub use configmap_volume::ProjectedConfigMap;
 pub use http_probe::http_get;
-pub use poll::wait_until;
+pub use poll::{wait_until, wait_until_every};
 pub use process::ChildProcess;
 pub use prom::sample_value;
 pub use secure_broker::SecureKafka;

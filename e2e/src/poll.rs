@@ -6,6 +6,17 @@ use std::time::{Duration, Instant};
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
+    check: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    wait_until_every(what, timeout, Duration::from_millis(50), check)
+}
+
+/// [`wait_until`] polling every `interval`: for checks that are work for the system under test
+/// (listing thousands of objects), so that the waiting does not slow down what it waits for.
+pub fn wait_until_every<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
@@ -16,6 +27,6 @@ pub fn wait_until<T>(
         if Instant::now() >= deadline {
             anyhow::bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(interval);
     }
 }

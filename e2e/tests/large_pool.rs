@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use streamsplit_e2e::{unique_name, wait_until, TestRecord};
+use streamsplit_e2e::{
+    http_get, sample_value, unique_name, wait_until, wait_until_every, TestRecord,
+};
 use support::*;
 
 const RULES: usize = 2_000;
@@ -21,8 +23,9 @@ fn rule(namespace_topic: &str, index: usize, level: u32) -> String {
     )
 }
 
-/// Rules Ready for their current generation (three columns per rule, not megabytes of JSON).
-fn ready_count(stack: &Stack) -> Option<usize> {
+/// Each rule's generation, observed generation, and `Ready` status and reason (four columns per
+/// rule, not megabytes of JSON).
+fn readiness(stack: &Stack) -> Option<Vec<Vec<String>>> {
     let table = stack
         .cluster
         .kubectl(&[
@@ -32,18 +35,40 @@ fn ready_count(stack: &Stack) -> Option<usize> {
             &stack.namespace,
             "--no-headers",
             "-o",
-            "custom-columns=G:.metadata.generation,O:.status.observedGeneration,R:.status.conditions[?(@.type==\"Ready\")].status",
+            "custom-columns=G:.metadata.generation,O:.status.observedGeneration,R:.status.conditions[?(@.type==\"Ready\")].status,W:.status.conditions[?(@.type==\"Ready\")].reason",
         ])
         .ok()?;
     Some(
         table
             .lines()
-            .filter(|line| {
-                let columns: Vec<&str> = line.split_whitespace().collect();
-                columns.len() == 3 && columns[0] == columns[1] && columns[2] == "True"
-            })
+            .map(|line| line.split_whitespace().map(String::from).collect())
+            .collect(),
+    )
+}
+
+/// Rules Ready for their current generation.
+fn ready_count(stack: &Stack) -> Option<usize> {
+    let rows = readiness(stack)?;
+    Some(
+        rows.iter()
+            .filter(|c| c.len() == 4 && c[0] == c[1] && c[2] == "True")
             .count(),
     )
+}
+
+/// How many rules are in each (observed generation current, Ready, reason) state: what a
+/// failure has to say.
+fn readiness_summary(stack: &Stack) -> String {
+    let mut states = std::collections::BTreeMap::<String, usize>::new();
+    for row in readiness(stack).unwrap_or_default() {
+        let state = match row.as_slice() {
+            [g, o, ready, reason] if g == o => format!("Ready={ready} ({reason})"),
+            [_, o, ready, reason] => format!("observed generation {o}, Ready={ready} ({reason})"),
+            _ => "no status".to_string(),
+        };
+        *states.entry(state).or_default() += 1;
+    }
+    format!("{states:?}")
 }
 
 #[test]
@@ -69,13 +94,17 @@ fn a_pool_beyond_one_configmap_is_sharded_assembled_and_follows_an_edit() {
             Some(&manifests),
         )
         .unwrap();
-    wait_until("every rule Ready", Duration::from_secs(300), || {
-        (ready_count(&stack)? == RULES).then_some(())
-    })
+    // Each look lists every rule: once a second, or the looking slows down the apiserver.
+    wait_until_every(
+        "every rule Ready",
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+        || (ready_count(&stack)? == RULES).then_some(()),
+    )
     .unwrap_or_else(|e| {
         panic!(
-            "{e}: {:?} of {RULES} Ready\n{}",
-            ready_count(&stack),
+            "{e}: rules by state {}\n{}",
+            readiness_summary(&stack),
             stack.operator.as_ref().unwrap().child.output()
         )
     });
@@ -99,9 +128,20 @@ fn a_pool_beyond_one_configmap_is_sharded_assembled_and_follows_an_edit() {
         fallback > 1024 * 1024,
         "the assembled bundle (the fallback copy, one file) is {fallback} bytes"
     );
+    let operator = stack.operator.as_ref().unwrap();
+    let writes = |writer: &str| {
+        let (_, text) = http_get(&operator.metrics_addr, "/metrics").ok()?;
+        sample_value(
+            &text,
+            "streamsplit_operator_status_writes_total",
+            &[("writer", writer)],
+        )
+    };
     println!(
-        "{RULES} rules: all Ready {all_ready:.1?} after creation; {} shards; assembled bundle {fallback} bytes",
-        shards.len()
+        "{RULES} rules: all Ready {all_ready:.1?} after creation; {} shards; assembled bundle {fallback} bytes; status writes: {:?} by reconciles, {:?} by the roll-out watch",
+        shards.len(),
+        writes("reconcile"),
+        writes("rollout"),
     );
 
     // Routing by rules from the last shard, then an edit of one of them goes live.

@@ -54,6 +54,8 @@ struct Row {
     router_rss: u64,
     /// Slowest answer to a Lease GET during the cold start: how loaded the apiserver was.
     slowest_lease_get: Duration,
+    /// Rule status writes of the cold start, per rule (the apiserver's write rate bounds it).
+    writes_per_rule: Option<f64>,
     configmap_bytes: usize,
     shards: usize,
 }
@@ -257,7 +259,24 @@ async fn measure(
         peak_rss_kib(operator.pid()) / 1024,
         peak_rss_kib(router.pid()) / 1024
     );
-    eprintln!("scale: Ready {ready:?}, RolledOut {rolled_out:?}");
+    let writes_per_rule = http_get(&operator_metrics, "/metrics")
+        .ok()
+        .map(|(_, text)| {
+            ["reconcile", "rollout"]
+                .iter()
+                .filter_map(|writer| {
+                    sample_value(
+                        &text,
+                        "streamsplit_operator_status_writes_total",
+                        &[("writer", writer)],
+                    )
+                })
+                .sum::<f64>()
+                / rules as f64
+        });
+    eprintln!(
+        "scale: Ready {ready:?}, RolledOut {rolled_out:?}, status writes per rule {writes_per_rule:?}"
+    );
 
     // One edit, timed to the pool's ConfigMap, to the router and to RolledOut.
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
@@ -329,6 +348,7 @@ async fn measure(
         operator_rss,
         router_rss,
         slowest_lease_get,
+        writes_per_rule,
         configmap_bytes,
         shards,
     })
@@ -522,9 +542,9 @@ fn seconds(d: Option<Duration>) -> String {
 fn print_table(rows: &[Row]) {
     let per_rule = |row: &Row| row.ready.map(|d| d.as_secs_f64() / row.rules as f64);
     let baseline = rows.first().and_then(per_rule);
-    println!("\n| rules | created in (s) | all Ready (s) | all RolledOut (s) | Ready time per rule vs first row | edit in ConfigMap (s) | edit live on router (s) | edit RolledOut (s) | operator peak RSS (MiB) | router peak RSS (MiB) | slowest Lease GET (s) | bundle ConfigMap bytes | shards |");
+    println!("\n| rules | created in (s) | all Ready (s) | all RolledOut (s) | Ready time per rule vs first row | edit in ConfigMap (s) | edit live on router (s) | edit RolledOut (s) | operator peak RSS (MiB) | router peak RSS (MiB) | slowest Lease GET (s) | status writes per rule | bundle ConfigMap bytes | shards |");
     println!(
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for row in rows {
         let ratio = match (per_rule(row), baseline) {
@@ -532,7 +552,7 @@ fn print_table(rows: &[Row]) {
             _ => "-".into(),
         };
         println!(
-            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
             row.rules,
             row.create.as_secs_f64(),
             seconds(row.ready),
@@ -544,6 +564,8 @@ fn print_table(rows: &[Row]) {
             row.operator_rss / 1024,
             row.router_rss / 1024,
             row.slowest_lease_get.as_secs_f64(),
+            row.writes_per_rule
+                .map_or("-".into(), |w| format!("{w:.2}")),
             row.configmap_bytes,
             row.shards,
         );

@@ -146,6 +146,7 @@ pub async fn run(
         topic_deletion_timeout: settings.topic_deletion_timeout,
         failures: Mutex::new(HashMap::new()),
         rollouts,
+        held: crate::held_status::HeldStatuses::default(),
         claims,
         writes: tokio::sync::Semaphore::new(crate::reconciler::WRITES_IN_FLIGHT),
     });

@@ -3,6 +3,7 @@
 mod allocator;
 mod cli;
 mod controller;
+mod held_status;
 mod http;
 mod leader;
 mod metrics;
@@ -16,6 +17,7 @@ mod topic_claims;
 mod topic_owners;
 mod topics;
 mod validation;
+mod verdicts;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub reconciles_in_flight: IntGauge,
     /// Bundle ConfigMaps written.
     pub bundle_publishes: IntCounter,
+    /// SplitRule status writes by writer (`reconcile`, `rollout`): the operator's main load on
+    /// the apiserver; about one per rule and change when routers acknowledge promptly.
+    pub status_writes: IntCounterVec,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
     /// 1 when a SplitRule is Ready, 0 when not, by `namespace/name` and the Ready reason.
@@ -75,6 +78,14 @@ impl Metrics {
             "Rule-bundle ConfigMaps written.",
         )
         .unwrap_or_else(|e| unreachable_error(e));
+        let status_writes = IntCounterVec::new(
+            Opts::new(
+                "streamsplit_operator_status_writes_total",
+                "SplitRule status writes by writer (reconcile, rollout).",
+            ),
+            &["writer"],
+        )
+        .unwrap_or_else(|e| unreachable_error(e));
         let leader = IntGauge::new(
             "streamsplit_operator_leader",
             "1 while this replica holds the leader lease.",
@@ -104,7 +115,8 @@ impl Metrics {
             &["pool"],
         )
         .unwrap_or_else(|e| unreachable_error(e));
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+            Box::new(status_writes.clone()),
             Box::new(pool_routers.clone()),
             Box::new(pool_bundle_versions.clone()),
             Box::new(reconciles.clone()),
@@ -123,6 +135,9 @@ impl Metrics {
         for result in ["success", "error"] {
             reconciles.with_label_values(&[result]);
         }
+        for writer in ["reconcile", "rollout"] {
+            status_writes.with_label_values(&[writer]);
+        }
         // The reasons are a small fixed set (ReconcileError::reason): expose them as zeros.
         for reason in ["KubeApi", "TopicDeletion", "Finalizer", "Publish"] {
             reconcile_errors.with_label_values(&[reason]);
@@ -134,6 +149,7 @@ impl Metrics {
             reconcile_duration,
             reconciles_in_flight,
             bundle_publishes,
+            status_writes,
             leader,
             rule_ready,
             pool_routers,

@@ -91,9 +91,8 @@ pub struct BundlePublisher {
     prefix: String,
     pools: PoolDirectory,
     lock: Mutex<()>,
-    /// Validation verdict per rule uid and generation: a spec cannot change without its
-    /// generation changing, so each generation is compiled and tested once, not on every publish.
-    validity: std::sync::Mutex<HashMap<String, Verdict>>,
+    /// Validation verdict per rule uid and generation.
+    validity: crate::verdicts::Verdicts,
     /// The reconciler's latest word on each rule's target topic (uid: generation, ready); rules
     /// not reconciled yet by this process fall back to their status.
     topic_ready: std::sync::Mutex<HashMap<String, (Option<i64>, bool)>>,
@@ -106,12 +105,6 @@ pub struct BundlePublisher {
     /// Published versions in order, and the routers reported in each pool's status.
     rollouts: Arc<Rollouts>,
 }
-
-/// A rule generation's validation result, computed once.
-type Verdict = (
-    Option<i64>,
-    Arc<tokio::sync::OnceCell<Result<(), RuleError>>>,
-);
 
 /// A reconcile waiting for its pool's next publication.
 type Waiter = tokio::sync::oneshot::Sender<Shared>;
@@ -177,7 +170,7 @@ impl BundlePublisher {
             prefix,
             pools,
             lock: Mutex::new(()),
-            validity: std::sync::Mutex::new(HashMap::new()),
+            validity: crate::verdicts::Verdicts::default(),
             topic_ready: std::sync::Mutex::new(HashMap::new()),
             waiting: std::sync::Mutex::new(HashMap::new()),
             last_sharded: std::sync::Mutex::new(HashMap::new()),
@@ -294,27 +287,21 @@ impl BundlePublisher {
     /// generation: a spec cannot change without its generation changing. Policy is not part of
     /// it; pools change without the rule changing, so it is checked afresh every time.
     pub async fn validate(&self, rule: &SplitRule) -> Result<(), RuleError> {
-        let generation = rule.metadata.generation;
-        let Some(uid) = rule.metadata.uid.clone() else {
+        let Some(uid) = rule.metadata.uid.as_deref() else {
             return crate::validation::validate(&rule.spec).await;
         };
-        // One validation per generation, shared by everyone who asks meanwhile: a reconcile and
-        // a publication asking at once must not get different verdicts (one timing out).
-        let cell = {
-            let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = cache
-                .entry(uid)
-                .or_insert_with(|| (generation, Arc::default()));
-            if entry.0 != generation {
-                *entry = (generation, Arc::default());
-            }
-            Arc::clone(&entry.1)
-        };
-        // Timeouts are kept too: re-running a rule that burns 5 s on every publish would stall
-        // the pool.
-        cell.get_or_init(|| crate::validation::validate(&rule.spec))
+        self.validity
+            .get_or_validate(uid, rule.metadata.generation, || {
+                crate::validation::validate(&rule.spec)
+            })
             .await
-            .clone()
+    }
+
+    /// See [`crate::verdicts::Verdicts::retry_timed_out`].
+    pub fn retry_timed_out(&self, rule: &SplitRule) {
+        if let Some(uid) = rule.metadata.uid.as_deref() {
+            self.validity.retry_timed_out(uid, rule.metadata.generation);
+        }
     }
 
     async fn is_valid(&self, rule: &SplitRule) -> bool {
@@ -402,9 +389,7 @@ impl BundlePublisher {
             .iter()
             .filter_map(|r| r.metadata.uid.clone())
             .collect();
-        let mut cache = self.validity.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|uid, _| live.contains(uid));
-        drop(cache);
+        self.validity.retain(&live);
         let mut topics = self.topic_ready.lock().unwrap_or_else(|p| p.into_inner());
         topics.retain(|uid, _| live.contains(uid));
     }

@@ -27,14 +27,14 @@ use crate::topics::{TopicChange, TopicManager};
 /// Finalizer added to rules whose topic is deleted with them.
 pub const FINALIZER: &str = "streamsplit.io/topic-cleanup";
 
-/// How long a reconcile waits for the pool's live routers to run a newly published rule before
-/// writing its status (then `RolledOut=False`, updated later by the roll-out watch): one status
-/// write per edit when routers are quick. Short, because the wait holds a reconcile slot.
-const ROLLOUT_WAIT: Duration = Duration::from_secs(3);
 /// Operator writes in flight at once (see [`Context::writes`]).
 pub const WRITES_IN_FLIGHT: usize = 128;
 /// Re-check interval while Kafka reports errors for the rule's topic.
 const KAFKA_RETRY: Duration = Duration::from_secs(15);
+/// Re-validation interval of a rule whose validation timed out (see
+/// [`BundlePublisher::retry_timed_out`]): rare enough that a rule which really is too slow costs
+/// little, soon enough that one unlucky moment does not keep a rule out of its pool for long.
+const TIMEOUT_RETRY: Duration = Duration::from_secs(60);
 
 /// Why a reconcile failed; it is retried with backoff.
 #[derive(Debug, Error)]
@@ -92,6 +92,8 @@ pub struct Context {
     pub claims: Arc<crate::topic_claims::TopicClaims>,
     /// Which bundle each router runs, per pool.
     pub rollouts: Arc<crate::rollout::Rollouts>,
+    /// Statuses waiting for the routers to run the rule's bundle.
+    pub held: crate::held_status::HeldStatuses,
     /// Consecutive failures per rule, for backoff.
     pub failures: Mutex<HashMap<ObjectRef<SplitRule>, u32>>,
 }
@@ -256,6 +258,7 @@ async fn apply(
     api: &Api<SplitRule>,
 ) -> Result<Action, ReconcileError> {
     let id = rule_id(&rule);
+    ctx.publisher.retry_timed_out(&rule);
     let validity = ctx
         .publisher
         .validate(&rule)
@@ -356,11 +359,9 @@ async fn apply(
         target_topic: &rule.spec.target_topic,
     };
     let status = desired_status(rule.metadata.generation, rule.status.as_ref(), &verdict);
-    let since = crate::status::published_version(&status, rule.metadata.generation);
-    let count = ctx
-        .rollouts
-        .wait_rolled_out(&rule.spec.router, since, ROLLOUT_WAIT)
-        .await;
+    let since =
+        crate::status::published_version(&status, rule.metadata.generation).map(String::from);
+    let count = ctx.rollouts.count(&rule.spec.router, since.as_deref());
     let status = crate::status::with_rollout(
         status,
         rule.status.as_ref().map(|s| s.conditions.as_slice()),
@@ -368,18 +369,24 @@ async fn apply(
         &rule.spec.router,
         count,
     );
-    if count.updated < count.total {
-        // Routers may acknowledge before this status lands: look again shortly.
-        ctx.rollouts.touch(&rule.spec.router);
-    }
     report_transitions(ctx, &rule, rule.status.as_ref(), &status).await;
     if let Some(ready) = status.conditions.iter().find(|c| c.type_ == "Ready") {
         ctx.metrics
             .set_rule_ready(&id.to_string(), ready.status == "True", &ready.reason);
     }
-    if rule.status.as_ref() != Some(&status) {
+    if rule.status.as_ref() == Some(&status) {
+        ctx.held.release(&rule);
+    } else if crate::held_status::worth_holding(since.as_deref(), count) {
+        // Written by the roll-out watch once the routers run it: one write, not two.
+        ctx.held.hold(&rule, status);
+    } else {
+        ctx.held.release(&rule);
         let _slot = ctx.writes.acquire().await;
         crate::status::write(api, &rule.name_any(), &status, None).await?;
+        ctx.metrics
+            .status_writes
+            .with_label_values(&["reconcile"])
+            .inc();
     }
     if deletion_policy(&rule) == DeletionPolicy::Retain
         && rule.finalizers().iter().any(|f| f == FINALIZER)
@@ -393,8 +400,9 @@ async fn apply(
         .remove(&ObjectRef::from_obj(&*rule));
     // Healthy rules are not requeued one by one: the controller's periodic drift check looks at
     // every topic in one call and requeues only the rules whose topic went away.
-    Ok(match topic {
-        TopicVerdict::Failed(_) => Action::requeue(KAFKA_RETRY),
+    Ok(match (&topic, &validity) {
+        (TopicVerdict::Failed(_), _) => Action::requeue(KAFKA_RETRY),
+        (_, Err(RuleError::Timeout(_))) => Action::requeue(TIMEOUT_RETRY),
         _ => Action::await_change(),
     })
 }

@@ -41,8 +41,9 @@ const FORGET_AFTER: SignedDuration = SignedDuration::from_hours(1);
 const SWEEP: Duration = Duration::from_secs(10);
 /// How long a touched pool's rules keep being refreshed.
 const TOUCHED_FOR: Duration = Duration::from_secs(3);
-/// Rule status writes in flight at once.
-const WRITES_IN_FLIGHT: usize = 16;
+/// Rule status writes in flight at once: during a cold start most statuses are written here
+/// (see [`crate::held_status`]).
+const WRITES_IN_FLIGHT: usize = 64;
 
 /// One router as its Lease reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,23 +91,6 @@ impl PoolRollout {
         }
     }
 
-    /// Whether every live router runs the latest bundle or the one published before it.
-    fn keeping_up(&self) -> bool {
-        let latest = self
-            .latest
-            .as_ref()
-            .and_then(|v| self.order.get(v))
-            .copied()
-            .unwrap_or(0);
-        self.routers.iter().filter(|r| r.live).all(|router| {
-            router
-                .version
-                .as_ref()
-                .and_then(|v| self.order.get(v))
-                .is_some_and(|order| *order + 1 >= latest)
-        })
-    }
-
     fn router_states(&self) -> Vec<RouterStatus> {
         self.routers
             .iter()
@@ -132,8 +116,6 @@ impl PoolRollout {
 #[derive(Debug, Default)]
 pub struct Rollouts {
     pools: Mutex<HashMap<String, PoolRollout>>,
-    /// Bumped whenever any pool's routers change.
-    changes: tokio::sync::Notify,
     /// Pools whose rules a reconcile just wrote without a complete roll-out: their counts are
     /// refreshed on the next passes too, in case a router acknowledged in between.
     touched: Mutex<HashMap<String, std::time::Instant>>,
@@ -179,48 +161,16 @@ impl Rollouts {
 
     /// Replaces a pool's routers; whether anything but renewal times changed.
     fn replace_routers(&self, pool: &str, routers: Vec<RouterReport>) -> bool {
-        let changed = self.with_pool(pool, |state| {
+        self.with_pool(pool, |state| {
             let changed = state.routers != routers || !state.seen;
             state.routers = routers;
             state.seen = true;
             changed
-        });
-        if changed {
-            self.changes.notify_waiters();
-        }
-        changed
+        })
     }
 
-    /// Waits until every live router of `pool` runs `since` or a later bundle, or `within`
-    /// passed; the count then. Lets a reconcile write a rule's status once, rolled out,
-    /// instead of twice (not yet, then yes) when the routers are quick.
-    pub async fn wait_rolled_out(
-        &self,
-        pool: &str,
-        since: Option<&str>,
-        within: Duration,
-    ) -> RolloutStatus {
-        let deadline = tokio::time::Instant::now() + within;
-        // Worth waiting only when the routers keep up (each ran the bundle before the latest):
-        // during a bulk change they lag several bundles behind, and every reconcile waiting
-        // would hold a reconcile slot for nothing.
-        if !self.with_pool(pool, |state| state.keeping_up()) {
-            return self.count(pool, since);
-        }
-        loop {
-            let changed = self.changes.notified();
-            let count = self.count(pool, since);
-            if since.is_none() || count.total == 0 || count.updated >= count.total {
-                return count;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.count(pool, since);
-            }
-        }
-    }
-
-    /// Asks for the pool's rule counts to be refreshed for a little while (a reconcile wrote a
-    /// rule not yet rolled out).
+    /// Asks for the pool's rule counts to be refreshed for a little while (a rule not yet rolled
+    /// out was written).
     pub fn touch(&self, pool: &str) {
         let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
         touched.insert(pool.to_string(), std::time::Instant::now());
@@ -336,6 +286,47 @@ async fn pass(
             retry.insert(pool);
         }
     }
+    write_held(ctx).await;
+}
+
+/// Writes the held statuses that are due (see [`crate::held_status`]); those that fail stay held
+/// and are tried again on the next pass, from the newer object.
+async fn write_held(ctx: &Context) {
+    let due = ctx.held.due(
+        &ctx.store,
+        |pool, since| ctx.rollouts.count(pool, since),
+        std::time::Instant::now(),
+    );
+    futures::stream::iter(due)
+        .for_each_concurrent(WRITES_IN_FLIGHT, |due| async move {
+            let name = due.rule.name_any();
+            let api = Api::<SplitRule>::namespaced(
+                ctx.client.clone(),
+                &due.rule.namespace().unwrap_or_default(),
+            );
+            let _slot = ctx.writes.acquire().await;
+            let result = crate::status::write(
+                &api,
+                &name,
+                &due.status,
+                due.rule.resource_version().as_deref(),
+            )
+            .await;
+            if result.is_ok() {
+                ctx.metrics
+                    .status_writes
+                    .with_label_values(&["rollout"])
+                    .inc();
+                if !due.rolled_out {
+                    // Routers may acknowledge before this status shows in the watch.
+                    ctx.rollouts.touch(&due.rule.spec.router);
+                }
+            }
+            if written(result, "SplitRule", &name) {
+                ctx.held.written(&due);
+            }
+        })
+        .await;
 }
 
 fn record_metrics(ctx: &Context, pool: &str) {
@@ -394,6 +385,8 @@ async fn refresh_rules(ctx: &Context, pool: &str) -> bool {
         .state()
         .into_iter()
         .filter(|rule| rule.spec.router == pool && rule.metadata.deletion_timestamp.is_none())
+        // A held status is newer than the stored one, and is written with its counts.
+        .filter(|rule| !ctx.held.holds(&reflector::ObjectRef::from_obj(&**rule)))
         .filter_map(|rule| {
             let status = rule.status.clone()?;
             let since = crate::status::published_version(&status, rule.metadata.generation)
@@ -421,6 +414,12 @@ async fn refresh_rules(ctx: &Context, pool: &str) -> bool {
                 rule.resource_version().as_deref(),
             )
             .await;
+            if result.is_ok() {
+                ctx.metrics
+                    .status_writes
+                    .with_label_values(&["rollout"])
+                    .inc();
+            }
             written(result, "SplitRule", &rule.name_any())
         })
         .buffer_unordered(WRITES_IN_FLIGHT)
@@ -535,24 +534,5 @@ mod tests {
         assert!(!rollouts.replace_routers("p", vec![router("a", Some("v1"), true)]));
         assert!(rollouts.replace_routers("p", vec![router("a", Some("v2"), true)]));
         assert!(rollouts.replace_routers("p", vec![router("a", Some("v2"), false)]));
-    }
-
-    #[test]
-    fn routers_keep_up_when_at_most_one_bundle_behind() {
-        let rollouts = pool(vec![
-            router("a", Some("v2"), true),
-            router("b", Some("v3"), true),
-        ]);
-        assert!(rollouts.with_pool("p", |state| state.keeping_up()));
-        let lagging = pool(vec![
-            router("a", Some("v1"), true),
-            router("b", Some("v3"), true),
-        ]);
-        assert!(!lagging.with_pool("p", |state| state.keeping_up()));
-        let gone = pool(vec![
-            router("a", Some("v1"), false),
-            router("b", Some("v3"), true),
-        ]);
-        assert!(gone.with_pool("p", |state| state.keeping_up()));
     }
 }

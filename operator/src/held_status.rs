@@ -1,0 +1,273 @@
+//! Statuses of newly published rule generations, held back until the routers of the rule's pool
+//! run a bundle carrying it (or [`HOLD_AT_MOST`] passed), then written once: `Ready` and
+//! `RolledOut` together, instead of "rolling out" followed by "rolled out".
+//!
+//! During a cold start the routers trail the publications by a second or two, so writing at once
+//! meant two status writes for almost every rule; the apiserver's write rate is what bounds the
+//! time until every rule of a large pool is reported. Reconciles hand their status over here and
+//! end at once; the roll-out watch ([`crate::rollout`]) writes what is due on each pass.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::{ObjectRef, Store};
+use streamsplit_rules::crd::{RolloutStatus, SplitRule, SplitRuleStatus};
+
+use crate::status::{published_version, with_rollout};
+
+/// Longest time a status is held while the routers have not acknowledged its bundle: a router
+/// that is stuck or slow delays its rules' reports by this much, no more.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(10);
+
+struct Held {
+    /// Tells a hold from a later one for the same rule.
+    ticket: u64,
+    generation: Option<i64>,
+    status: SplitRuleStatus,
+    since: Instant,
+}
+
+/// Held statuses by rule.
+#[derive(Default)]
+pub struct HeldStatuses {
+    held: Mutex<HashMap<ObjectRef<SplitRule>, Held>>,
+    tickets: std::sync::atomic::AtomicU64,
+}
+
+/// A held status to write now.
+pub struct Due {
+    /// The rule as the watch last saw it (its `resourceVersion` is the write's precondition).
+    pub rule: Arc<SplitRule>,
+    /// The status, with the roll-out counts of now.
+    pub status: SplitRuleStatus,
+    /// Whether every live router runs the rule's bundle (else the hold timed out).
+    pub rolled_out: bool,
+    ticket: u64,
+}
+
+/// Whether a status computed with roll-out `count` waits for the routers: only a published
+/// generation (`since`) that live routers do not all run yet.
+pub fn worth_holding(since: Option<&str>, count: RolloutStatus) -> bool {
+    since.is_some() && count.updated < count.total
+}
+
+impl HeldStatuses {
+    /// Holds `status` for `rule`'s current generation, replacing an earlier hold; a hold of the
+    /// same generation keeps its start, so re-reconciling never postpones a report.
+    pub fn hold(&self, rule: &SplitRule, status: SplitRuleStatus) {
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let generation = rule.metadata.generation;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let since = held
+            .get(&ObjectRef::from_obj(rule))
+            .filter(|h| h.generation == generation)
+            .map_or_else(Instant::now, |h| h.since);
+        held.insert(
+            ObjectRef::from_obj(rule),
+            Held {
+                ticket,
+                generation,
+                status,
+                since,
+            },
+        );
+    }
+
+    /// Drops any hold for `rule` (a reconcile wrote or kept its status itself).
+    pub fn release(&self, rule: &SplitRule) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&ObjectRef::from_obj(rule));
+    }
+
+    /// Whether a status is held for `rule` (the roll-out refresh leaves such rules alone).
+    pub fn holds(&self, rule: &ObjectRef<SplitRule>) -> bool {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.contains_key(rule)
+    }
+
+    /// The held statuses to write now, with roll-out counts from `count` (pool, first bundle
+    /// carrying the generation): those every live router acknowledged, and those held for
+    /// [`HOLD_AT_MOST`] by `now`. Holds of rules deleted or changed since are dropped.
+    pub fn due(
+        &self,
+        store: &Store<SplitRule>,
+        count: impl Fn(&str, Option<&str>) -> RolloutStatus,
+        now: Instant,
+    ) -> Vec<Due> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = Vec::new();
+        held.retain(|key, hold| {
+            let Some(rule) = store.get(key) else {
+                return false;
+            };
+            if rule.metadata.generation != hold.generation
+                || rule.metadata.deletion_timestamp.is_some()
+            {
+                return false;
+            }
+            let pool = &rule.spec.router;
+            let since = published_version(&hold.status, hold.generation);
+            let counted = count(pool, since);
+            let rolled_out = !worth_holding(since, counted);
+            if rolled_out || now.saturating_duration_since(hold.since) >= HOLD_AT_MOST {
+                let status = with_rollout(
+                    hold.status.clone(),
+                    rule.status.as_ref().map(|s| s.conditions.as_slice()),
+                    hold.generation,
+                    pool,
+                    counted,
+                );
+                due.push(Due {
+                    rule,
+                    status,
+                    rolled_out,
+                    ticket: hold.ticket,
+                });
+            }
+            true
+        });
+        due
+    }
+
+    /// `due` was written (or its rule is gone): its hold ends, unless a newer one replaced it.
+    pub fn written(&self, due: &Due) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let key = ObjectRef::from_obj(&*due.rule);
+        if held.get(&key).is_some_and(|h| h.ticket == due.ticket) {
+            held.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+    use streamsplit_rules::crd::RuleCondition;
+
+    fn rule(generation: i64) -> SplitRule {
+        let spec = serde_json::json!({"condition": "true", "targetTopic": "t", "router": "p"});
+        let mut rule = SplitRule::new("r", serde_json::from_value(spec).unwrap());
+        rule.metadata.namespace = Some("n".into());
+        rule.metadata.generation = Some(generation);
+        rule
+    }
+
+    fn published(generation: i64, version: &str) -> SplitRuleStatus {
+        SplitRuleStatus {
+            observed_generation: Some(generation),
+            conditions: vec![RuleCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "Published".into(),
+                message: String::new(),
+                last_transition_time: String::new(),
+                observed_generation: Some(generation),
+            }],
+            bundle_version: Some(version.into()),
+            ..SplitRuleStatus::default()
+        }
+    }
+
+    fn store_with(rule: &SplitRule) -> (Store<SplitRule>, Writer<SplitRule>) {
+        let mut writer = Writer::default();
+        writer.apply_watcher_event(&Event::Apply(rule.clone()));
+        (writer.as_reader(), writer)
+    }
+
+    fn counts(updated: u32, total: u32) -> impl Fn(&str, Option<&str>) -> RolloutStatus {
+        move |_, _| RolloutStatus { updated, total }
+    }
+
+    #[test]
+    fn only_published_generations_that_live_routers_lack_are_held() {
+        let some = Some("v1");
+        assert!(worth_holding(
+            some,
+            RolloutStatus {
+                updated: 1,
+                total: 2
+            }
+        ));
+        assert!(!worth_holding(
+            some,
+            RolloutStatus {
+                updated: 2,
+                total: 2
+            }
+        ));
+        assert!(!worth_holding(
+            some,
+            RolloutStatus {
+                updated: 0,
+                total: 0
+            }
+        ));
+        assert!(!worth_holding(
+            None,
+            RolloutStatus {
+                updated: 0,
+                total: 2
+            }
+        ));
+    }
+
+    #[test]
+    fn a_held_status_is_due_once_rolled_out_or_held_too_long() {
+        let held = HeldStatuses::default();
+        let rule = rule(1);
+        let (store, _writer) = store_with(&rule);
+        held.hold(&rule, published(1, "v1"));
+        let start = Instant::now();
+        assert!(held.holds(&ObjectRef::from_obj(&rule)));
+
+        assert!(held.due(&store, counts(0, 1), start).is_empty());
+        let due = held.due(&store, counts(1, 1), start);
+        assert_eq!(due.len(), 1);
+        assert!(due[0].rolled_out);
+        let rolled_out = due[0]
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "RolledOut")
+            .unwrap();
+        assert_eq!(rolled_out.status, "True");
+        assert_eq!(due[0].status.routers.as_deref(), Some("1/1"));
+
+        let late = held.due(&store, counts(0, 1), start + HOLD_AT_MOST);
+        assert_eq!(late.len(), 1);
+        assert!(!late[0].rolled_out);
+        held.written(&late[0]);
+        assert!(!held.holds(&ObjectRef::from_obj(&rule)));
+    }
+
+    #[test]
+    fn a_newer_hold_survives_the_write_of_an_older_one_and_stale_holds_are_dropped() {
+        let held = HeldStatuses::default();
+        let first = rule(1);
+        let (store, mut writer) = store_with(&first);
+        held.hold(&first, published(1, "v1"));
+        let start = Instant::now();
+        let due = held.due(&store, counts(1, 1), start);
+        held.hold(&first, published(1, "v2"));
+        held.written(&due[0]);
+        assert!(
+            held.holds(&ObjectRef::from_obj(&first)),
+            "the newer hold stays"
+        );
+        // Re-holding the same generation keeps the start: still due at the first deadline.
+        assert_eq!(
+            held.due(&store, counts(0, 1), start + HOLD_AT_MOST).len(),
+            1
+        );
+
+        // The rule was edited since: its hold is for a generation nobody wants reported.
+        writer.apply_watcher_event(&Event::Apply(rule(2)));
+        assert!(held.due(&store, counts(1, 1), start).is_empty());
+        assert!(!held.holds(&ObjectRef::from_obj(&first)));
+    }
+}
