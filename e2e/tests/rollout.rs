@@ -104,6 +104,34 @@ fn rules_report_which_routers_run_them_and_stuck_or_gone_routers_show_within_a_l
         "{table}"
     );
 
+    // A new rule whose router is quick is reported once: Ready and RolledOut in one write.
+    let status_writes = || {
+        let operator = stack.operator.as_ref().unwrap();
+        let (_, metrics) = http_get(&operator.metrics_addr, "/metrics").ok()?;
+        let by = |writer| {
+            sample_value(
+                &metrics,
+                "streamsplit_operator_status_writes_total",
+                &[("writer", writer)],
+            )
+        };
+        Some(by("reconcile")? + by("rollout")?)
+    };
+    let before = status_writes().unwrap();
+    stack.apply(&rule_yaml("newcomer", r#"record.kind == "n""#, &topic, ""));
+    wait_rollout(
+        &stack,
+        "newcomer",
+        ("True", "RolledOut", "1/1"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(stack.condition("newcomer", "Ready").unwrap().0, "True");
+    assert_eq!(
+        status_writes().unwrap() - before,
+        1.0,
+        "one status write for the new rule, none for the others"
+    );
+
     // A second router whose bundle directory is never updated: it will get stuck on `first`.
     let frozen = stack.work.path().join("frozen-bundle");
     std::fs::create_dir_all(&frozen).unwrap();

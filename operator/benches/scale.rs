@@ -259,8 +259,7 @@ async fn measure(
         peak_rss_kib(operator.pid()) / 1024,
         peak_rss_kib(router.pid()) / 1024
     );
-    let writes_per_rule = http_get(&operator_metrics, "/metrics")
-        .ok()
+    let writes: Vec<f64> = http_get(&operator_metrics, "/metrics")
         .map(|(_, text)| {
             ["reconcile", "rollout"]
                 .iter()
@@ -271,11 +270,12 @@ async fn measure(
                         &[("writer", writer)],
                     )
                 })
-                .sum::<f64>()
-                / rules as f64
-        });
+                .collect()
+        })
+        .unwrap_or_default();
+    let writes_per_rule = (writes.len() == 2).then(|| writes.iter().sum::<f64>() / rules as f64);
     eprintln!(
-        "scale: Ready {ready:?}, RolledOut {rolled_out:?}, status writes per rule {writes_per_rule:?}"
+        "scale: Ready {ready:?}, RolledOut {rolled_out:?}, status writes (by reconciles, by the roll-out watch) {writes:?}"
     );
 
     // One edit, timed to the pool's ConfigMap, to the router and to RolledOut.

@@ -47,9 +47,11 @@ pub struct Due {
 }
 
 /// Whether a status computed with roll-out `count` waits for the routers: only a published
-/// generation (`since`) that live routers do not all run yet.
-pub fn worth_holding(since: Option<&str>, count: RolloutStatus) -> bool {
-    since.is_some() && count.updated < count.total
+/// generation (`since`) that live routers do not all run yet, or whose pool's routers are not
+/// known yet (`None`: right after start, before the first look at their Leases, "no router"
+/// would be reported and then corrected, two more writes per rule).
+pub fn worth_holding(since: Option<&str>, count: Option<RolloutStatus>) -> bool {
+    since.is_some() && count.is_none_or(|count| count.updated < count.total)
 }
 
 impl HeldStatuses {
@@ -89,12 +91,13 @@ impl HeldStatuses {
     }
 
     /// The held statuses to write now, with roll-out counts from `count` (pool, first bundle
-    /// carrying the generation): those every live router acknowledged, and those held for
-    /// [`HOLD_AT_MOST`] by `now`. Holds of rules deleted or changed since are dropped.
+    /// carrying the generation; `None` while the pool's routers are not known): those every live
+    /// router acknowledged, and those held for [`HOLD_AT_MOST`] by `now`. Holds of rules deleted
+    /// or changed since are dropped.
     pub fn due(
         &self,
         store: &Store<SplitRule>,
-        count: impl Fn(&str, Option<&str>) -> RolloutStatus,
+        count: impl Fn(&str, Option<&str>) -> Option<RolloutStatus>,
         now: Instant,
     ) -> Vec<Due> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,7 +121,7 @@ impl HeldStatuses {
                     rule.status.as_ref().map(|s| s.conditions.as_slice()),
                     hold.generation,
                     pool,
-                    counted,
+                    counted.unwrap_or_default(),
                 );
                 due.push(Due {
                     rule,
@@ -179,41 +182,23 @@ mod tests {
         (writer.as_reader(), writer)
     }
 
-    fn counts(updated: u32, total: u32) -> impl Fn(&str, Option<&str>) -> RolloutStatus {
-        move |_, _| RolloutStatus { updated, total }
+    fn counts(updated: u32, total: u32) -> impl Fn(&str, Option<&str>) -> Option<RolloutStatus> {
+        move |_, _| Some(RolloutStatus { updated, total })
     }
 
     #[test]
     fn only_published_generations_that_live_routers_lack_are_held() {
         let some = Some("v1");
-        assert!(worth_holding(
-            some,
-            RolloutStatus {
-                updated: 1,
-                total: 2
-            }
-        ));
-        assert!(!worth_holding(
-            some,
-            RolloutStatus {
-                updated: 2,
-                total: 2
-            }
-        ));
-        assert!(!worth_holding(
-            some,
-            RolloutStatus {
-                updated: 0,
-                total: 0
-            }
-        ));
-        assert!(!worth_holding(
-            None,
-            RolloutStatus {
-                updated: 0,
-                total: 2
-            }
-        ));
+        let count = |updated, total| Some(RolloutStatus { updated, total });
+        assert!(worth_holding(some, count(1, 2)));
+        assert!(!worth_holding(some, count(2, 2)));
+        assert!(
+            !worth_holding(some, count(0, 0)),
+            "no router: nothing to wait for"
+        );
+        assert!(worth_holding(some, None), "routers not known yet");
+        assert!(!worth_holding(None, count(0, 2)));
+        assert!(!worth_holding(None, None));
     }
 
     #[test]
@@ -226,6 +211,7 @@ mod tests {
         assert!(held.holds(&ObjectRef::from_obj(&rule)));
 
         assert!(held.due(&store, counts(0, 1), start).is_empty());
+        assert!(held.due(&store, |_, _| None, start).is_empty());
         let due = held.due(&store, counts(1, 1), start);
         assert_eq!(due.len(), 1);
         assert!(due[0].rolled_out);

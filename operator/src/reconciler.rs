@@ -376,7 +376,11 @@ async fn apply(
     }
     if rule.status.as_ref() == Some(&status) {
         ctx.held.release(&rule);
-    } else if crate::held_status::worth_holding(since.as_deref(), count) {
+    } else if crate::held_status::worth_holding(
+        since.as_deref(),
+        ctx.rollouts
+            .count_if_known(&rule.spec.router, since.as_deref()),
+    ) {
         // Written by the roll-out watch once the routers run it: one write, not two.
         ctx.held.hold(&rule, status);
     } else {

@@ -149,6 +149,12 @@ impl Rollouts {
         self.with_pool(pool, |state| state.count(since))
     }
 
+    /// [`Rollouts::count`], or `None` while the pool's routers are not known (the Lease watch
+    /// has not looked yet).
+    pub fn count_if_known(&self, pool: &str, since: Option<&str>) -> Option<RolloutStatus> {
+        self.with_pool(pool, |state| state.seen.then(|| state.count(since)))
+    }
+
     /// Each reported router of `pool` and its state, and `current/live` routers.
     pub fn routers(&self, pool: &str) -> (Vec<RouterStatus>, String) {
         self.with_pool(pool, |state| {
@@ -222,24 +228,53 @@ pub fn report_of(lease: &Lease, now: Timestamp) -> Option<(String, RouterReport,
 /// task is dropped.
 pub async fn watch_routers(api: Api<Lease>, ctx: Arc<Context>) {
     let (reader, writer) = reflector::store::<Lease>();
-    let stream = watcher(api.clone(), watcher::Config::default().labels(POOL_LABEL))
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    futures::pin_mut!(stream);
+    let changed = Arc::new(tokio::sync::Notify::new());
+    // The watch runs on its own task: a pass busy writing thousands of statuses (a cold start)
+    // must not leave the store behind the routers' renewals, or they would look gone and every
+    // rule of their pool be rewritten twice ("no routers", then back).
+    let _follow = AbortOnDrop(tokio::spawn(follow_leases(
+        api.clone(),
+        writer,
+        Arc::clone(&changed),
+    )));
     let mut ticker = tokio::time::interval(TICK);
     let mut retry: BTreeSet<String> = BTreeSet::new();
     let mut swept: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
-            event = stream.next() => match event {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => tracing::warn!(%error, "router Lease watch failed; retrying"),
-                None => return,
-            },
+            _ = changed.notified() => {}
             _ = ticker.tick() => {}
         }
         pass(&ctx, &api, &reader, &mut retry, &mut swept).await;
+    }
+}
+
+/// Keeps `writer`'s store in step with the routers' Leases and signals every change.
+async fn follow_leases(
+    api: Api<Lease>,
+    writer: reflector::store::Writer<Lease>,
+    changed: Arc<tokio::sync::Notify>,
+) {
+    let stream = watcher(api, watcher::Config::default().labels(POOL_LABEL))
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        if let Err(error) = event {
+            tracing::warn!(%error, "router Lease watch failed; retrying");
+        }
+        // Stored when nobody waits: the next pass runs at once, and changes coalesce.
+        changed.notify_one();
+    }
+}
+
+/// Aborts a spawned task when its owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -294,7 +329,7 @@ async fn pass(
 async fn write_held(ctx: &Context) {
     let due = ctx.held.due(
         &ctx.store,
-        |pool, since| ctx.rollouts.count(pool, since),
+        |pool, since| ctx.rollouts.count_if_known(pool, since),
         std::time::Instant::now(),
     );
     futures::stream::iter(due)
@@ -313,6 +348,7 @@ async fn write_held(ctx: &Context) {
             )
             .await;
             if result.is_ok() {
+                tracing::debug!(rule = %name, rolled_out = due.rolled_out, "held status written");
                 ctx.metrics
                     .status_writes
                     .with_label_values(&["rollout"])
@@ -415,6 +451,7 @@ async fn refresh_rules(ctx: &Context, pool: &str) -> bool {
             )
             .await;
             if result.is_ok() {
+                tracing::debug!(rule = %rule.name_any(), routers = ?status.routers, old = ?rule.status.as_ref().and_then(|s| s.routers.clone()), "roll-out counts written");
                 ctx.metrics
                     .status_writes
                     .with_label_values(&["rollout"])
