@@ -1,6 +1,7 @@
 //! Statuses of newly published rule generations, held back until the routers of the rule's pool
-//! run a bundle carrying it (or [`HOLD_AT_MOST`] passed), then written once: `Ready` and
-//! `RolledOut` together, instead of "rolling out" followed by "rolled out".
+//! run a bundle carrying it (or they stopped making progress, see [`HOLD_WITHOUT_PROGRESS`]),
+//! then written once: `Ready` and `RolledOut` together, instead of "rolling out" followed by
+//! "rolled out".
 //!
 //! During a cold start the routers trail the publications by a second or two, so writing at once
 //! meant two status writes for almost every rule; the apiserver's write rate is what bounds the
@@ -16,9 +17,12 @@ use streamsplit_rules::crd::{RolloutStatus, SplitRule, SplitRuleStatus};
 
 use crate::status::{published_version, with_rollout};
 
-/// Longest time a status is held while the routers have not acknowledged its bundle: a router
-/// that is stuck or slow delays its rules' reports by this much, no more.
-pub const HOLD_AT_MOST: Duration = Duration::from_secs(10);
+/// How long a status is held while no router of its pool changes version: a stuck router
+/// delays its rules' reports by this much. Routers that keep swapping (a large pool's cold
+/// start, each swap compiling tens of thousands of rules) are waited for, up to [`HOLD_LIMIT`].
+pub const HOLD_WITHOUT_PROGRESS: Duration = Duration::from_secs(10);
+/// Longest time any status is held.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(60);
 
 struct Held {
     /// Tells a hold from a later one for the same rule.
@@ -92,12 +96,14 @@ impl HeldStatuses {
 
     /// The held statuses to write now, with roll-out counts from `count` (pool, first bundle
     /// carrying the generation; `None` while the pool's routers are not known): those every live
-    /// router acknowledged, and those held for [`HOLD_AT_MOST`] by `now`. Holds of rules deleted
-    /// or changed since are dropped.
+    /// router acknowledged, those whose pool's routers last changed (`changed_at`) more than
+    /// [`HOLD_WITHOUT_PROGRESS`] before `now` and after the hold began, and those held for
+    /// [`HOLD_LIMIT`]. Holds of rules deleted or changed since are dropped.
     pub fn due(
         &self,
         store: &Store<SplitRule>,
         count: impl Fn(&str, Option<&str>) -> Option<RolloutStatus>,
+        changed_at: impl Fn(&str) -> Option<Instant>,
         now: Instant,
     ) -> Vec<Due> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,7 +121,10 @@ impl HeldStatuses {
             let since = published_version(&hold.status, hold.generation);
             let counted = count(pool, since);
             let rolled_out = !worth_holding(since, counted);
-            if rolled_out || now.saturating_duration_since(hold.since) >= HOLD_AT_MOST {
+            let progress = changed_at(pool).map_or(hold.since, |at| at.max(hold.since));
+            let given_up = now.saturating_duration_since(progress) >= HOLD_WITHOUT_PROGRESS
+                || now.saturating_duration_since(hold.since) >= HOLD_LIMIT;
+            if rolled_out || given_up {
                 let status = with_rollout(
                     hold.status.clone(),
                     rule.status.as_ref().map(|s| s.conditions.as_slice()),
@@ -186,6 +195,33 @@ mod tests {
         move |_, _| Some(RolloutStatus { updated, total })
     }
 
+    fn no_change(_: &str) -> Option<Instant> {
+        None
+    }
+
+    #[test]
+    fn routers_that_keep_changing_version_are_waited_for_up_to_the_limit() {
+        let held = HeldStatuses::default();
+        let rule = rule(1);
+        let (store, _writer) = store_with(&rule);
+        held.hold(&rule, published(1, "v1"));
+        let start = Instant::now();
+        let later = start + HOLD_WITHOUT_PROGRESS;
+        // The router swapped to another bundle 2 s ago: still worth waiting for.
+        let swapped = |_: &str| Some(later - Duration::from_secs(2));
+        assert!(held.due(&store, counts(0, 1), swapped, later).is_empty());
+        // A swap long before the hold began does not count as progress.
+        let long_ago = |_: &str| start.checked_sub(Duration::from_secs(60));
+        assert_eq!(held.due(&store, counts(0, 1), long_ago, later).len(), 1);
+        // However busy the routers, a status is written within the limit.
+        let always = |_: &str| Some(start + HOLD_LIMIT);
+        assert_eq!(
+            held.due(&store, counts(0, 1), always, start + HOLD_LIMIT)
+                .len(),
+            1
+        );
+    }
+
     #[test]
     fn only_published_generations_that_live_routers_lack_are_held() {
         let some = Some("v1");
@@ -210,9 +246,9 @@ mod tests {
         let start = Instant::now();
         assert!(held.holds(&ObjectRef::from_obj(&rule)));
 
-        assert!(held.due(&store, counts(0, 1), start).is_empty());
-        assert!(held.due(&store, |_, _| None, start).is_empty());
-        let due = held.due(&store, counts(1, 1), start);
+        assert!(held.due(&store, counts(0, 1), no_change, start).is_empty());
+        assert!(held.due(&store, |_, _| None, no_change, start).is_empty());
+        let due = held.due(&store, counts(1, 1), no_change, start);
         assert_eq!(due.len(), 1);
         assert!(due[0].rolled_out);
         let rolled_out = due[0]
@@ -224,7 +260,12 @@ mod tests {
         assert_eq!(rolled_out.status, "True");
         assert_eq!(due[0].status.routers.as_deref(), Some("1/1"));
 
-        let late = held.due(&store, counts(0, 1), start + HOLD_AT_MOST);
+        let late = held.due(
+            &store,
+            counts(0, 1),
+            no_change,
+            start + HOLD_WITHOUT_PROGRESS,
+        );
         assert_eq!(late.len(), 1);
         assert!(!late[0].rolled_out);
         held.written(&late[0]);
@@ -238,7 +279,7 @@ mod tests {
         let (store, mut writer) = store_with(&first);
         held.hold(&first, published(1, "v1"));
         let start = Instant::now();
-        let due = held.due(&store, counts(1, 1), start);
+        let due = held.due(&store, counts(1, 1), no_change, start);
         held.hold(&first, published(1, "v2"));
         held.written(&due[0]);
         assert!(
@@ -247,13 +288,19 @@ mod tests {
         );
         // Re-holding the same generation keeps the start: still due at the first deadline.
         assert_eq!(
-            held.due(&store, counts(0, 1), start + HOLD_AT_MOST).len(),
+            held.due(
+                &store,
+                counts(0, 1),
+                no_change,
+                start + HOLD_WITHOUT_PROGRESS
+            )
+            .len(),
             1
         );
 
         // The rule was edited since: its hold is for a generation nobody wants reported.
         writer.apply_watcher_event(&Event::Apply(rule(2)));
-        assert!(held.due(&store, counts(1, 1), start).is_empty());
+        assert!(held.due(&store, counts(1, 1), no_change, start).is_empty());
         assert!(!held.holds(&ObjectRef::from_obj(&first)));
     }
 }

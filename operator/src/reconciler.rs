@@ -35,6 +35,9 @@ const KAFKA_RETRY: Duration = Duration::from_secs(15);
 /// [`BundlePublisher::retry_timed_out`]): rare enough that a rule which really is too slow costs
 /// little, soon enough that one unlucky moment does not keep a rule out of its pool for long.
 const TIMEOUT_RETRY: Duration = Duration::from_secs(60);
+/// Retry interval of a publishable rule that its pool's publication did not carry: the next
+/// publication must, and a rule must never stay `NotPublished` waiting for an edit.
+const NOT_CARRIED_RETRY: Duration = Duration::from_secs(5);
 
 /// Why a reconcile failed; it is retried with backoff.
 #[derive(Debug, Error)]
@@ -404,9 +407,20 @@ async fn apply(
         .remove(&ObjectRef::from_obj(&*rule));
     // Healthy rules are not requeued one by one: the controller's periodic drift check looks at
     // every topic in one call and requeues only the rules whose topic went away.
+    let not_carried = validity.is_ok()
+        && topic.is_ready()
+        && publication.is_some()
+        && !matches!(
+            carried,
+            Some(crate::publisher::Carried::Current | crate::publisher::Carried::PoolFull)
+        );
+    if not_carried {
+        tracing::info!(rule = %id, retry_in = ?NOT_CARRIED_RETRY, "publishable rule not in its pool's publication; trying again");
+    }
     Ok(match (&topic, &validity) {
         (TopicVerdict::Failed(_), _) => Action::requeue(KAFKA_RETRY),
         (_, Err(RuleError::Timeout(_))) => Action::requeue(TIMEOUT_RETRY),
+        _ if not_carried => Action::requeue(NOT_CARRIED_RETRY),
         _ => Action::await_change(),
     })
 }

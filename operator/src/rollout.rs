@@ -9,7 +9,8 @@
 //!
 //! Rule statuses are refreshed here, not by reconciles: a router changing version touches no
 //! topic and no bundle, and only the rules whose counts changed are written. Each write carries
-//! the `resourceVersion` it was computed from, so it never overwrites a newer reconcile.
+//! the `resourceVersion` it was computed from, so it never overwrites a newer reconcile. The
+//! statuses reconciles hold for their routers ([`crate::held_status`]) are written here too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,8 @@ struct PoolRollout {
     routers: Vec<RouterReport>,
     /// Whether the Lease watch has looked at this pool yet (its first look is a change).
     seen: bool,
+    /// When a router last changed version or liveness: routers still moving are waited for.
+    changed_at: Option<std::time::Instant>,
 }
 
 impl PoolRollout {
@@ -116,8 +119,9 @@ impl PoolRollout {
 #[derive(Debug, Default)]
 pub struct Rollouts {
     pools: Mutex<HashMap<String, PoolRollout>>,
-    /// Pools whose rules a reconcile just wrote without a complete roll-out: their counts are
-    /// refreshed on the next passes too, in case a router acknowledged in between.
+    /// Pools with a rule just written without a complete roll-out (a held status that timed
+    /// out): their counts are refreshed on the next passes too, in case a router acknowledged
+    /// before the write showed in the watch.
     touched: Mutex<HashMap<String, std::time::Instant>>,
 }
 
@@ -155,6 +159,11 @@ impl Rollouts {
         self.with_pool(pool, |state| state.seen.then(|| state.count(since)))
     }
 
+    /// When a router of `pool` last changed version or liveness (as this process saw it).
+    pub fn changed_at(&self, pool: &str) -> Option<std::time::Instant> {
+        self.with_pool(pool, |state| state.changed_at)
+    }
+
     /// Each reported router of `pool` and its state, and `current/live` routers.
     pub fn routers(&self, pool: &str) -> (Vec<RouterStatus>, String) {
         self.with_pool(pool, |state| {
@@ -169,6 +178,9 @@ impl Rollouts {
     fn replace_routers(&self, pool: &str, routers: Vec<RouterReport>) -> bool {
         self.with_pool(pool, |state| {
             let changed = state.routers != routers || !state.seen;
+            if changed {
+                state.changed_at = Some(std::time::Instant::now());
+            }
             state.routers = routers;
             state.seen = true;
             changed
@@ -330,6 +342,7 @@ async fn write_held(ctx: &Context) {
     let due = ctx.held.due(
         &ctx.store,
         |pool, since| ctx.rollouts.count_if_known(pool, since),
+        |pool| ctx.rollouts.changed_at(pool),
         std::time::Instant::now(),
     );
     futures::stream::iter(due)
