@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -297,6 +297,23 @@ async fn pass(
     retry: &mut BTreeSet<String>,
     swept: &mut HashMap<String, std::time::Instant>,
 ) {
+    // Before the first listing of the Leases is complete, no pool's routers are known: judging
+    // now would report "no routers" to every rule, to be corrected a moment later.
+    if matches!(leases.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        refresh_pools(ctx, api, leases, retry, swept).await;
+    }
+    write_held(ctx).await;
+}
+
+/// Judges every pool's routers from their Leases, and writes the pool statuses and rule counts
+/// that changed.
+async fn refresh_pools(
+    ctx: &Context,
+    api: &Api<Lease>,
+    leases: &Store<Lease>,
+    retry: &mut BTreeSet<String>,
+    swept: &mut HashMap<String, std::time::Instant>,
+) {
     let now = Timestamp::now();
     let mut by_pool: BTreeMap<String, Vec<RouterReport>> = ctx
         .rollouts
@@ -333,7 +350,6 @@ async fn pass(
             retry.insert(pool);
         }
     }
-    write_held(ctx).await;
 }
 
 /// Writes the held statuses that are due (see [`crate::held_status`]); those that fail stay held
