@@ -5,7 +5,10 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use streamsplit_rules::{EvalMode, Mode, RecordMeta, RuleDefinition, RuleId, RuleSet, Tier};
+use streamsplit_rules::{
+    DecodeError, EvalError, EvalMode, Evaluation, Mode, RecordMeta, RuleDefinition, RuleId,
+    RuleSet, Tier,
+};
 
 const HEADER_NAMES: [&str; 3] = ["type", "trace", "x"];
 const TEXTS: [&str; 6] = ["", "a", "Home", "click", "ios17", "3"];
@@ -199,6 +202,15 @@ fn rule(name: &str, condition: &str) -> RuleDefinition {
     }
 }
 
+/// Whether an evaluation ran out of the engine's time budget (twice in a row, see
+/// `Condition::evaluate`): a verdict on a busy machine, not on the condition, so such a case
+/// says nothing about whether the two paths agree.
+fn overran(evaluation: &Result<Evaluation, DecodeError>) -> bool {
+    evaluation
+        .as_ref()
+        .is_ok_and(|e| e.failures.iter().any(|f| f.error == EvalError::TimeBudget))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -209,9 +221,14 @@ proptest! {
         prop_assert!(fast.rules()[0].is_fast(), "{condition} should be in the fast subset");
         let (rhai, _) = RuleSet::compile_with([rule("r", &condition)], EvalMode::RhaiOnly);
         let payload = serde_json::to_vec(&record).unwrap();
-        prop_assert_eq!(
+        let (on_fast, on_rhai) = (
             fast.evaluate_record(&payload, &meta.view()),
             rhai.evaluate_record(&payload, &meta.view()),
+        );
+        prop_assume!(!overran(&on_fast) && !overran(&on_rhai));
+        prop_assert_eq!(
+            on_fast,
+            on_rhai,
             "condition {} on {} with {:?}", condition, record, meta
         );
     }
@@ -237,11 +254,14 @@ proptest! {
         let (rhai, _) = RuleSet::compile_with(definitions, EvalMode::RhaiOnly);
         for (record, meta) in &records {
             let payload = serde_json::to_vec(record).unwrap();
-            prop_assert_eq!(
+            let (on_fast, on_rhai) = (
                 fast.evaluate_record(&payload, &meta.view()),
                 rhai.evaluate_record(&payload, &meta.view()),
-                "record {} with {:?}", record, meta
             );
+            if overran(&on_fast) || overran(&on_rhai) {
+                continue;
+            }
+            prop_assert_eq!(on_fast, on_rhai, "record {} with {:?}", record, meta);
         }
     }
 }
