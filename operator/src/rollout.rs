@@ -363,31 +363,12 @@ async fn write_held(ctx: &Context) {
     );
     futures::stream::iter(due)
         .for_each_concurrent(WRITES_IN_FLIGHT, |due| async move {
-            let name = due.rule.name_any();
-            let api = Api::<SplitRule>::namespaced(
-                ctx.client.clone(),
-                &due.rule.namespace().unwrap_or_default(),
-            );
-            let _slot = ctx.writes.acquire().await;
-            let result = crate::status::write(
-                &api,
-                &name,
-                &due.status,
-                due.rule.resource_version().as_deref(),
-            )
-            .await;
-            if result.is_ok() {
-                tracing::debug!(rule = %name, rolled_out = due.rolled_out, "held status written");
-                ctx.metrics
-                    .status_writes
-                    .with_label_values(&["rollout"])
-                    .inc();
-                if !due.rolled_out {
-                    // Routers may acknowledge before this status shows in the watch.
-                    ctx.rollouts.touch(&due.rule.spec.router);
-                }
+            let result = write_rule_status(ctx, &due.rule, &due.status).await;
+            if result.is_ok() && !due.rolled_out {
+                // Routers may acknowledge before this status shows in the watch.
+                ctx.rollouts.touch(&due.rule.spec.router);
             }
-            if written(result, "SplitRule", &name) {
+            if written(result, "SplitRule", &due.rule.name_any()) {
                 ctx.held.written(&due);
             }
         })
@@ -469,29 +450,33 @@ async fn refresh_rules(ctx: &Context, pool: &str) -> bool {
         .collect();
     let results: Vec<bool> = futures::stream::iter(changed)
         .map(|(rule, status)| async move {
-            let namespace = rule.namespace().unwrap_or_default();
-            let api = Api::<SplitRule>::namespaced(ctx.client.clone(), &namespace);
-            let _slot = ctx.writes.acquire().await;
-            let result = crate::status::write(
-                &api,
-                &rule.name_any(),
-                &status,
-                rule.resource_version().as_deref(),
-            )
-            .await;
-            if result.is_ok() {
-                tracing::debug!(rule = %rule.name_any(), routers = ?status.routers, old = ?rule.status.as_ref().and_then(|s| s.routers.clone()), "roll-out counts written");
-                ctx.metrics
-                    .status_writes
-                    .with_label_values(&["rollout"])
-                    .inc();
-            }
+            let result = write_rule_status(ctx, &rule, &status).await;
             written(result, "SplitRule", &rule.name_any())
         })
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await;
     results.into_iter().all(|ok| ok)
+}
+
+/// Writes a rule's status computed from `rule` as the watch showed it (its `resourceVersion` is
+/// the precondition), within the operator's bound on writes in flight, and counts it.
+async fn write_rule_status(
+    ctx: &Context,
+    rule: &SplitRule,
+    status: &streamsplit_rules::crd::SplitRuleStatus,
+) -> Result<(), kube::Error> {
+    let name = rule.name_any();
+    let api =
+        Api::<SplitRule>::namespaced(ctx.client.clone(), &rule.namespace().unwrap_or_default());
+    let _slot = ctx.writes.acquire().await;
+    crate::status::write(&api, &name, status, rule.resource_version().as_deref()).await?;
+    tracing::debug!(rule = %name, routers = ?status.routers, old = ?rule.status.as_ref().and_then(|s| s.routers.clone()), "roll-out status written");
+    ctx.metrics
+        .status_writes
+        .with_label_values(&["rollout"])
+        .inc();
+    Ok(())
 }
 
 /// Whether a status write took; a conflict (the object changed meanwhile) is retried on the
