@@ -180,17 +180,32 @@ fn a_pool_beyond_one_configmap_is_sharded_assembled_and_follows_an_edit() {
 
     // Every rule deleted at once: the bundle shrinks back into one ConfigMap, and the shards it
     // no longer names are deleted.
-    stack
-        .cluster
-        .kubectl(&[
-            "delete",
-            "--raw",
-            &format!(
-                "/apis/streamsplit.io/v1alpha1/namespaces/{}/splitrules",
-                stack.namespace
-            ),
-        ])
-        .unwrap();
+    // One request deletes them all; on a busy machine the apiserver may answer it with a timeout
+    // while still working, so it is repeated (deleting what is gone is a no-op) until it succeeds.
+    let collection = format!(
+        "/apis/streamsplit.io/v1alpha1/namespaces/{}/splitrules",
+        stack.namespace
+    );
+    let mut failures = Vec::new();
+    wait_until_every(
+        "the deletion of every rule accepted",
+        Duration::from_secs(180),
+        Duration::from_secs(1),
+        || match stack.cluster.kubectl(&["delete", "--raw", &collection]) {
+            Ok(_) => Some(()),
+            Err(e) => {
+                failures.push(e.to_string());
+                None
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {failures:#?}"));
+    if !failures.is_empty() {
+        println!(
+            "deleting every rule took {} attempts: {failures:#?}",
+            failures.len() + 1
+        );
+    }
     wait_until(
         "the shard ConfigMaps deleted",
         Duration::from_secs(60),
