@@ -29,6 +29,11 @@ fn applied_rules_become_topics_and_a_bundle_and_route_then_follow_an_edit() {
     stack.wait_ready("kind-a", "True");
     stack.wait_ready("kind-b", "True");
 
+    // The operator keeps no copy of `kubectl apply`'s annotation in its cache, and never takes
+    // it from the object: the next apply's three-way merge needs it.
+    assert!(stack.rule("kind-a")["metadata"]["annotations"]
+        ["kubectl.kubernetes.io/last-applied-configuration"]
+        .is_string());
     // Topics exist with the requested partitions; the status says so too.
     assert_eq!(stack.broker.high_watermarks(&t_a).unwrap().len(), 2);
     assert_eq!(stack.broker.high_watermarks(&t_b).unwrap().len(), 3);

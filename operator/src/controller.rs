@@ -60,6 +60,9 @@ pub struct ControllerSettings {
     pub shard_target: usize,
 }
 
+/// Where client-side `kubectl apply` keeps the object as last applied.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Runs until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -95,8 +98,13 @@ pub async fn run(
     let claims_writer = Arc::clone(&claims);
     let stream = watcher(rules, watcher::Config::default())
         .default_backoff()
-        // Nothing reads managedFields; at 50 000 rules they would be most of the store.
-        .modify(|rule| rule.managed_fields_mut().clear())
+        // Nothing reads managedFields, nor the copy of the whole object that `kubectl apply`
+        // (client-side, as GitOps tools do) keeps in an annotation: at 50 000 rules they would
+        // be most of the store.
+        .modify(|rule| {
+            rule.managed_fields_mut().clear();
+            rule.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {

@@ -28,7 +28,9 @@ struct Held {
     /// Tells a hold from a later one for the same rule.
     ticket: u64,
     generation: Option<i64>,
-    status: SplitRuleStatus,
+    /// `None` while a write of it is in flight: moved out rather than copied, since a large
+    /// pool's cold start makes tens of thousands of statuses due at once.
+    status: Option<SplitRuleStatus>,
     since: Instant,
 }
 
@@ -76,7 +78,7 @@ impl HeldStatuses {
             Held {
                 ticket,
                 generation,
-                status,
+                status: Some(status),
                 since,
             },
         );
@@ -117,8 +119,11 @@ impl HeldStatuses {
             {
                 return false;
             }
+            let Some(held_status) = hold.status.as_ref() else {
+                return true;
+            };
             let pool = &rule.spec.router;
-            let since = published_version(&hold.status, hold.generation);
+            let since = published_version(held_status, hold.generation);
             let counted = count(pool, since);
             let rolled_out = !worth_holding(since, counted);
             let progress = changed_at(pool).map_or(hold.since, |at| at.max(hold.since));
@@ -126,7 +131,7 @@ impl HeldStatuses {
                 || now.saturating_duration_since(hold.since) >= HOLD_LIMIT;
             if rolled_out || given_up {
                 let status = with_rollout(
-                    hold.status.clone(),
+                    hold.status.take().unwrap_or_default(),
                     rule.status.as_ref().map(|s| s.conditions.as_slice()),
                     hold.generation,
                     pool,
@@ -150,6 +155,18 @@ impl HeldStatuses {
         let key = ObjectRef::from_obj(&*due.rule);
         if held.get(&key).is_some_and(|h| h.ticket == due.ticket) {
             held.remove(&key);
+        }
+    }
+
+    /// `due` could not be written: it is held again (unless a newer hold replaced it), to be
+    /// written by a later pass.
+    pub fn not_written(&self, due: Due) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hold) = held
+            .get_mut(&ObjectRef::from_obj(&*due.rule))
+            .filter(|h| h.ticket == due.ticket)
+        {
+            hold.status = Some(due.status);
         }
     }
 }
@@ -212,7 +229,9 @@ mod tests {
         assert!(held.due(&store, counts(0, 1), swapped, later).is_empty());
         // A swap long before the hold began does not count as progress.
         let long_ago = |_: &str| start.checked_sub(Duration::from_secs(60));
-        assert_eq!(held.due(&store, counts(0, 1), long_ago, later).len(), 1);
+        let due = held.due(&store, counts(0, 1), long_ago, later);
+        assert_eq!(due.len(), 1);
+        held.not_written(due.into_iter().next().unwrap());
         // However busy the routers, a status is written within the limit.
         let always = |_: &str| Some(start + HOLD_LIMIT);
         assert_eq!(
@@ -259,6 +278,9 @@ mod tests {
             .unwrap();
         assert_eq!(rolled_out.status, "True");
         assert_eq!(due[0].status.routers.as_deref(), Some("1/1"));
+        // While its write is in flight, a status is not due again; a failed write holds it again.
+        assert!(held.due(&store, counts(1, 1), no_change, start).is_empty());
+        held.not_written(due.into_iter().next().unwrap());
 
         let late = held.due(
             &store,

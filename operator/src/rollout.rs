@@ -370,6 +370,8 @@ async fn write_held(ctx: &Context) {
             }
             if written(result, "SplitRule", &due.rule.name_any()) {
                 ctx.held.written(&due);
+            } else {
+                ctx.held.not_written(due);
             }
         })
         .await;

@@ -70,11 +70,41 @@ pub enum BundleError {
 pub fn content_version(rules: &[RuleDefinition]) -> String {
     let mut sorted: Vec<&RuleDefinition> = rules.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    // Serialising plain data structs with string keys cannot fail.
-    let canonical = serde_json::to_vec(&sorted).unwrap_or_default();
-    let digest = Sha256::digest(&canonical);
+    // Hashed as it is serialised (a large pool's JSON is tens of MiB). Serialising plain data
+    // structs with string keys into a hasher cannot fail.
+    let mut hasher = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut hasher, &sorted);
+    let digest = hasher.0.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{}", &hex[..16])
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes the bytes written to it.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl RuleBundle {
@@ -120,6 +150,14 @@ impl RuleBundle {
     /// Pretty JSON, as stored in the ConfigMap and the fallback copy.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Length of [`RuleBundle::to_json`], without holding the text.
+    pub fn json_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // Writing to a counter cannot fail, nor can serialising plain data with string keys.
+        let _ = serde_json::to_writer_pretty(&mut counter, self);
+        counter.0
     }
 
     /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
@@ -170,6 +208,20 @@ mod tests {
         assert_eq!(a.version, b.version);
         let c = RuleBundle::build("p", [rule("a")]);
         assert_ne!(a.version, c.version);
+    }
+
+    #[test]
+    fn version_is_the_documented_digest_and_json_len_the_texts_length() {
+        let bundle = RuleBundle::build("p", [rule("b"), rule("a")]);
+        // docs/bundle.md: the first 16 hex digits of SHA-256 over the compact JSON of `rules`
+        // sorted by identity (what routers of every release check).
+        let compact = serde_json::to_vec(&bundle.rules).unwrap();
+        let hex: String = Sha256::digest(&compact)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(bundle.version, format!("sha256:{}", &hex[..16]));
+        assert_eq!(bundle.json_len(), bundle.to_json().len());
     }
 
     #[test]
