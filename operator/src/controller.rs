@@ -237,9 +237,9 @@ async fn resync(
 }
 
 /// Rules to reconcile again: their status says the topic is ready but the cluster lacks it, or
-/// their current generation was never observed. A rule whose status is `held` was reconciled:
-/// its write waits for the routers (requeued, a 50 000-rule cold start reconciled and wrote
-/// about 17 000 rules twice).
+/// their current generation was never observed. A rule whose status is `held` was reconciled
+/// and its write waits for the routers; requeuing those made a 50 000-rule cold start reconcile
+/// and write about 17 000 rules twice.
 fn drifted_rules(
     rules: &[Arc<SplitRule>],
     existing: &std::collections::HashSet<String>,
