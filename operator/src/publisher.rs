@@ -53,11 +53,9 @@ enum Encoded {
 }
 
 fn encode(bundle: &RuleBundle, shard_target: usize) -> Encoded {
-    // Measured before it is written: a large pool's one-file text would be tens of MiB.
-    if bundle.json_len() <= INLINE_BUNDLE_BYTES {
-        Encoded::OneFile(bundle.to_json())
-    } else {
-        Encoded::Sharded(bundle_shards::split_with(bundle, shard_target))
+    match bundle.to_json_within(INLINE_BUNDLE_BYTES) {
+        Some(one_file) => Encoded::OneFile(one_file),
+        None => Encoded::Sharded(bundle_shards::split_with(bundle, shard_target)),
     }
 }
 

@@ -79,12 +79,18 @@ pub fn content_version(rules: &[RuleDefinition]) -> String {
     format!("sha256:{}", &hex[..16])
 }
 
-/// Counts the bytes written to it.
-struct ByteCounter(usize);
+/// Keeps what is written to it, up to `limit` bytes; past that, writing fails.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
 
-impl std::io::Write for ByteCounter {
+impl std::io::Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("longer than the limit"));
+        }
+        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -152,12 +158,16 @@ impl RuleBundle {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Length of [`RuleBundle::to_json`], without holding the text.
-    pub fn json_len(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        // Writing to a counter cannot fail, nor can serialising plain data with string keys.
-        let _ = serde_json::to_writer_pretty(&mut counter, self);
-        counter.0
+    /// [`RuleBundle::to_json`] if it is at most `limit` bytes long, else `None`: a large
+    /// pool's text (tens of MiB) is given up at the limit instead of written whole. Serialising
+    /// plain data with string keys cannot fail otherwise.
+    pub fn to_json_within(&self, limit: usize) -> Option<String> {
+        let mut out = Bounded {
+            bytes: Vec::new(),
+            limit,
+        };
+        serde_json::to_writer_pretty(&mut out, self).ok()?;
+        String::from_utf8(out.bytes).ok()
     }
 
     /// Compiles the rules; rules that do not compile are quarantined, the rest go live.
@@ -211,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn version_is_the_documented_digest_and_json_len_the_texts_length() {
+    fn version_is_the_documented_digest_and_the_text_is_given_up_past_its_limit() {
         let bundle = RuleBundle::build("p", [rule("b"), rule("a")]);
         // docs/bundle.md: the first 16 hex digits of SHA-256 over the compact JSON of `rules`
         // sorted by identity (what routers of every release check).
@@ -221,7 +231,9 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(bundle.version, format!("sha256:{}", &hex[..16]));
-        assert_eq!(bundle.json_len(), bundle.to_json().len());
+        let text = bundle.to_json();
+        assert_eq!(bundle.to_json_within(text.len()), Some(text.clone()));
+        assert_eq!(bundle.to_json_within(text.len() - 1), None);
     }
 
     #[test]
